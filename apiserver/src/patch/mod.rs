@@ -1,9 +1,36 @@
-//! PLACEHOLDER (owned by the admission engineer): applies JSON, merge and strategic merge patches.
+//! PATCH bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and Kubernetes
+//! strategic merge patch, applied to an object's JSON form.
+
+mod json;
+mod merge;
+mod strategic;
 
 use serde_json::Value;
 
-/// The three patch flavours Kubernetes accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a patch could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The patch body is not a valid patch of its type (HTTP 400 BadRequest).
+    #[error("malformed {kind} patch: {message}")]
+    Malformed { kind: &'static str, message: String },
+    /// The patch is well formed but cannot be applied to this object, e.g. a failed
+    /// `test` operation or a path that does not exist (HTTP 422 Invalid).
+    #[error("the patch could not be applied: {0}")]
+    Apply(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when the patch itself is malformed (400), false when it merely does not
+    /// apply to the current object (422).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, Error::Malformed { .. })
+    }
+}
+
+/// The three patch formats Kubernetes accepts, selected by the request's Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PatchType {
     Json,
     Merge,
@@ -11,46 +38,34 @@ pub enum PatchType {
 }
 
 impl PatchType {
-    /// Maps a request `Content-Type` to a patch type.
+    /// Maps a Content-Type header (parameters after `;` are ignored) to a patch type.
     pub fn from_content_type(ct: &str) -> Option<PatchType> {
-        match ct.split(';').next().unwrap_or("").trim() {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        match media.to_ascii_lowercase().as_str() {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
             _ => None,
         }
     }
-}
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("malformed patch: {0}")]
-    Malformed(String),
-    #[error("the patch cannot be applied: {0}")]
-    Apply(String),
-}
-
-impl Error {
-    /// Malformed patches are 400; patches that do not apply are 422.
-    pub fn is_bad_request(&self) -> bool {
-        matches!(self, Error::Malformed(_))
+    /// The Content-Type this patch type is sent with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::StrategicMerge => "application/strategic-merge-patch+json",
+        }
     }
 }
 
-/// Applies `patch` to `original`.
-pub fn apply(_kind: &str, ty: PatchType, original: &Value, patch: &[u8]) -> Result<Value, Error> {
-    let mut doc = original.clone();
+/// Applies `patch` (the raw request body) to `original`, an object of `kind` (e.g.
+/// `"Deployment"`; strategic merge patch needs it to find list merge keys), and returns
+/// the patched object. The result still has to go through admission.
+pub fn apply(kind: &str, ty: PatchType, original: &Value, patch: &[u8]) -> Result<Value> {
     match ty {
-        PatchType::Json => {
-            let p: json_patch::Patch =
-                serde_json::from_slice(patch).map_err(|e| Error::Malformed(e.to_string()))?;
-            json_patch::patch(&mut doc, &p).map_err(|e| Error::Apply(e.to_string()))?;
-        }
-        PatchType::Merge | PatchType::StrategicMerge => {
-            let p: Value =
-                serde_json::from_slice(patch).map_err(|e| Error::Malformed(e.to_string()))?;
-            json_patch::merge(&mut doc, &p);
-        }
+        PatchType::Json => json::apply(original, patch),
+        PatchType::Merge => merge::apply(original, patch),
+        PatchType::StrategicMerge => strategic::apply(kind, original, patch),
     }
-    Ok(doc)
 }
