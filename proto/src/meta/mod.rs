@@ -1,0 +1,3 @@
+//! `meta.k8s.io`: metadata shared by every kind.
+
+pub mod v1;
