@@ -69,3 +69,107 @@ pub fn apply(kind: &str, ty: PatchType, original: &Value, patch: &[u8]) -> Resul
         PatchType::StrategicMerge => strategic::apply(kind, original, patch),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_types_select_patch_types() {
+        let cases = [
+            ("application/json-patch+json", Some(PatchType::Json)),
+            ("application/merge-patch+json", Some(PatchType::Merge)),
+            (
+                "application/strategic-merge-patch+json",
+                Some(PatchType::StrategicMerge),
+            ),
+            (
+                "application/merge-patch+json; charset=utf-8",
+                Some(PatchType::Merge),
+            ),
+            ("application/apply-patch+yaml", None),
+            ("application/json", None),
+            ("", None),
+        ];
+        for (ct, want) in cases {
+            assert_eq!(PatchType::from_content_type(ct), want, "{ct}");
+        }
+    }
+
+    #[test]
+    fn patches_apply_or_fail_with_the_right_class() {
+        let original = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 1, "list": [1, 2]}});
+        // (name, type, patch, Ok(result) or Err(is_bad_request))
+        let cases: Vec<(&str, PatchType, &str, Result<Value, bool>)> = vec![
+            (
+                "json patch replace",
+                PatchType::Json,
+                r#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
+                Ok(
+                    json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 3, "list": [1, 2]}}),
+                ),
+            ),
+            (
+                "json patch add to a list",
+                PatchType::Json,
+                r#"[{"op":"add","path":"/spec/list/-","value":3}]"#,
+                Ok(
+                    json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"replicas": 1, "list": [1, 2, 3]}}),
+                ),
+            ),
+            (
+                "json patch failed test is 422",
+                PatchType::Json,
+                r#"[{"op":"test","path":"/spec/replicas","value":2}]"#,
+                Err(false),
+            ),
+            (
+                "json patch missing path is 422",
+                PatchType::Json,
+                r#"[{"op":"remove","path":"/spec/nope"}]"#,
+                Err(false),
+            ),
+            (
+                "json patch unknown op is 400",
+                PatchType::Json,
+                r#"[{"op":"frob","path":"/spec"}]"#,
+                Err(true),
+            ),
+            (
+                "json patch that is an object is 400",
+                PatchType::Json,
+                r#"{"spec":{}}"#,
+                Err(true),
+            ),
+            (
+                "merge patch replaces lists and deletes nulls",
+                PatchType::Merge,
+                r#"{"metadata":{"labels":{"x":null,"y":"2"}},"spec":{"list":[9]}}"#,
+                Ok(
+                    json!({"metadata": {"name": "a", "labels": {"y": "2"}}, "spec": {"replicas": 1, "list": [9]}}),
+                ),
+            ),
+            (
+                "merge patch that is not json is 400",
+                PatchType::Merge,
+                "{",
+                Err(true),
+            ),
+            (
+                "merge patch that is a list is 400",
+                PatchType::Merge,
+                "[]",
+                Err(true),
+            ),
+        ];
+        for (name, ty, patch, want) in cases {
+            let got = apply("Deployment", ty, &original, patch.as_bytes());
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{name}"),
+                (Err(e), Err(bad)) => assert_eq!(e.is_bad_request(), bad, "{name}: {e}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
