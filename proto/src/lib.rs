@@ -19,9 +19,11 @@ pub mod coordination;
 mod int_or_string;
 pub mod meta;
 mod nullable;
+pub mod quantity;
 mod resource;
 
 pub use byte_string::ByteString;
 pub use int_or_string::IntOrString;
 pub use meta::v1::{List, ListMeta, ObjectMeta, WatchEvent};
+pub use quantity::Quantity;
 pub use resource::Resource;
