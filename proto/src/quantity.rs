@@ -487,7 +487,7 @@ mod tests {
         assert!(q("100m") < q("1"));
         assert!(q("1Gi") > q("1G"));
         assert!(q("-1") < q("0"));
-        let mut v = vec![q("2"), q("500m"), q("1Ki"), q("0")];
+        let mut v = [q("2"), q("500m"), q("1Ki"), q("0")];
         v.sort();
         let printed: Vec<String> = v.iter().map(|x| x.to_string()).collect();
         assert_eq!(printed, ["0", "500m", "2", "1Ki"]);
