@@ -374,3 +374,240 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{identity_from_cert, Identity};
+    use std::os::unix::fs::PermissionsExt;
+    use x509_parser::extensions::GeneralName;
+
+    fn der(pem: &str) -> Vec<u8> {
+        crate::tls::parse_certs(pem, "test").unwrap()[0].to_vec()
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Parses `pem`, checks it is signed by `ca` and hands it to `f`.
+    fn with_cert<T>(
+        ca: &Ca,
+        pem: &str,
+        f: impl FnOnce(&x509_parser::certificate::X509Certificate) -> T,
+    ) -> T {
+        let leaf = der(pem);
+        let ca_der = der(ca.cert_pem());
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        cert.verify_signature(Some(ca_cert.public_key()))
+            .expect("signed by the CA");
+        assert_eq!(cert.issuer(), ca_cert.subject());
+        f(&cert)
+    }
+
+    fn sans(cert: &x509_parser::certificate::X509Certificate) -> Vec<String> {
+        let ext = cert.subject_alternative_name().unwrap().unwrap();
+        ext.value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::DNSName(d) => d.to_string(),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string(),
+                    _ => IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string(),
+                },
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn validity_days(cert: &x509_parser::certificate::X509Certificate) -> i64 {
+        let v = cert.validity();
+        (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400
+    }
+
+    #[test]
+    fn generated_ca_is_a_ten_year_self_signed_ca() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let d = der(ca.cert_pem());
+        let (_, cert) = x509_parser::parse_x509_certificate(&d).unwrap();
+        assert!(cert.is_ca());
+        assert_eq!(cert.subject(), cert.issuer());
+        cert.verify_signature(None).unwrap();
+        assert!(cert.validity().is_valid());
+        // Valid from yesterday: one day more than the nominal lifetime.
+        assert_eq!(validity_days(&cert), CA_VALIDITY_DAYS as i64 + 1);
+    }
+
+    #[test]
+    fn server_cert_has_loopback_and_given_sans_and_only_server_auth() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cert = ca
+            .issue_server(
+                "tug-apiserver",
+                &strings(&["api.example", "localhost", "10.0.0.9"]),
+                &["10.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+            )
+            .unwrap();
+        with_cert(&ca, &cert.cert_pem, |c| {
+            assert_eq!(
+                sans(c),
+                [
+                    "localhost",
+                    "127.0.0.1",
+                    "::1",
+                    "api.example",
+                    "10.0.0.9",
+                    "10.0.0.1"
+                ]
+            );
+            let eku = c.extended_key_usage().unwrap().unwrap().value;
+            assert!(eku.server_auth && !eku.client_auth);
+            assert!(!c.is_ca());
+            assert!(c.validity().is_valid());
+            assert_eq!(validity_days(c), LEAF_VALIDITY_DAYS as i64 + 1);
+        });
+    }
+
+    #[test]
+    fn peer_cert_is_for_both_server_and_client_auth() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cert = ca
+            .issue_peer(
+                "node-2",
+                &strings(&["node-2"]),
+                &["10.1.0.2".parse().unwrap()],
+            )
+            .unwrap();
+        with_cert(&ca, &cert.cert_pem, |c| {
+            let eku = c.extended_key_usage().unwrap().unwrap().value;
+            assert!(eku.server_auth && eku.client_auth);
+            assert!(sans(c).contains(&"10.1.0.2".to_string()));
+            assert!(sans(c).contains(&"node-2".to_string()));
+        });
+    }
+
+    #[test]
+    fn client_cert_carries_user_and_every_group() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cases: [(&str, &[&str]); 4] = [
+            ("tug-admin", &["system:masters"]),
+            ("alice", &[]),
+            ("system:node:node-1", &["system:nodes", "dev", "ops team"]),
+            ("ünïcode", &["grüppe"]),
+        ];
+        for (user, groups) in cases {
+            let cert = ca.issue_client(user, &strings(groups)).unwrap();
+            with_cert(&ca, &cert.cert_pem, |c| {
+                let eku = c.extended_key_usage().unwrap().unwrap().value;
+                assert!(eku.client_auth && !eku.server_auth, "{user}");
+                assert!(c.validity().is_valid());
+            });
+            assert_eq!(
+                identity_from_cert(&der(&cert.cert_pem)).unwrap(),
+                Identity {
+                    user: user.into(),
+                    groups: strings(groups)
+                },
+                "{user}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_names_are_errors_that_say_what_is_wrong() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cases: Vec<(&str, Result<CertKey>, &str)> = vec![
+            (
+                "empty CN",
+                ca.issue_server("", &[], &[]),
+                "common name is empty",
+            ),
+            (
+                "empty user",
+                ca.issue_client(" ", &[]),
+                "common name is empty",
+            ),
+            (
+                "empty group",
+                ca.issue_client("bob", &strings(&["a", ""])),
+                "group 1 is empty",
+            ),
+            (
+                "non-ASCII DNS",
+                ca.issue_server("s", &strings(&["bäd.example"]), &[]),
+                "bäd.example",
+            ),
+            (
+                "DNS with spaces",
+                ca.issue_peer("s", &strings(&["a b"]), &[]),
+                "\"a b\"",
+            ),
+        ];
+        for (name, result, want) in cases {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        assert!(Ca::generate("").is_err());
+    }
+
+    #[test]
+    fn saved_ca_loads_back_and_issues_certs_it_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate("tug-ca").unwrap();
+        ca.save(dir.path()).unwrap();
+        let mode = |f: &str| {
+            std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(CA_KEY_FILE), 0o600);
+        assert_eq!(mode(CA_CERT_FILE), 0o644);
+
+        let loaded = Ca::load_dir(dir.path()).unwrap();
+        assert_eq!(loaded.cert_pem(), ca.cert_pem());
+        let cert = loaded.issue_client("bob", &strings(&["dev"])).unwrap();
+        // Signed by the same key, and the issuer name matches the original CA's subject.
+        with_cert(&ca, &cert.cert_pem, |_| ());
+    }
+
+    #[test]
+    fn cert_key_saves_key_0600_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cert = ca.issue_client("bob", &[]).unwrap();
+        let sub = dir.path().join("nested");
+        cert.save(&sub, "bob").unwrap();
+        let mode = std::fs::metadata(sub.join("bob.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(CertKey::load(&sub, "bob").unwrap(), cert);
+        assert!(!format!("{cert:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn loading_a_ca_with_the_wrong_key_or_a_leaf_cert_fails() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let other = Ca::generate("other").unwrap();
+        let leaf = ca.issue_server("s", &[], &[]).unwrap();
+
+        let err = Ca::from_pem(ca.cert_pem(), other.key_pem()).unwrap_err();
+        assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
+        let err = Ca::from_pem(&leaf.cert_pem, &leaf.key_pem).unwrap_err();
+        assert!(err.to_string().contains("is not a CA"), "{err}");
+        let err = Ca::from_pem(ca.cert_pem(), "garbage").unwrap_err();
+        assert!(matches!(err, Error::InvalidCaKey { .. }), "{err}");
+        let err = Ca::from_pem("garbage", ca.key_pem()).unwrap_err();
+        assert!(matches!(err, Error::InvalidCaCert { .. }), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let err = Ca::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("ca.crt"), "{err}");
+    }
+}

@@ -199,3 +199,137 @@ fn check_replica_names(replicas: &[(String, Vec<IpAddr>)]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::identity_from_cert;
+    use crate::token::TokenFile;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn replicas() -> Vec<(String, Vec<IpAddr>)> {
+        vec![
+            ("node-1".into(), vec!["10.0.0.1".parse().unwrap()]),
+            ("node-2".into(), vec!["10.0.0.2".parse().unwrap()]),
+        ]
+    }
+
+    #[test]
+    fn init_lays_out_every_file_with_the_right_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        let pki = init_cluster_pki(
+            &dir,
+            "tug",
+            "https://10.0.0.1:6443",
+            (
+                &["api.tug.local".to_string()],
+                &["10.96.0.1".parse().unwrap()],
+            ),
+            &replicas(),
+        )
+        .unwrap();
+
+        let mut files: Vec<(String, u32)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+                (e.file_name().to_string_lossy().into_owned(), mode)
+            })
+            .collect();
+        files.sort();
+        let want: Vec<(String, u32)> = [
+            ("admin.crt", 0o644),
+            ("admin.key", 0o600),
+            ("admin.kubeconfig", 0o600),
+            ("apiserver.crt", 0o644),
+            ("apiserver.key", 0o600),
+            ("ca.crt", 0o644),
+            ("ca.key", 0o600),
+            ("peer-node-1.crt", 0o644),
+            ("peer-node-1.key", 0o600),
+            ("peer-node-2.crt", 0o644),
+            ("peer-node-2.key", 0o600),
+            ("tokens.csv", 0o600),
+        ]
+        .iter()
+        .map(|(n, m)| (n.to_string(), *m))
+        .collect();
+        assert_eq!(files, want);
+
+        // What is on disk is what was returned, and it fits together.
+        let ca = Ca::load_dir(&dir).unwrap();
+        assert_eq!(ca.cert_pem(), pki.ca.cert_pem());
+        assert_eq!(CertKey::load(&dir, "admin").unwrap(), pki.admin);
+        let admin_der = crate::tls::parse_certs(&pki.admin.cert_pem, "admin").unwrap();
+        let admin = identity_from_cert(&admin_der[0]).unwrap();
+        assert_eq!(admin.user, ADMIN_USER);
+        assert_eq!(admin.groups, [ADMIN_GROUP]);
+        let tokens = TokenFile::load(&pki.paths.tokens()).unwrap();
+        assert_eq!(tokens.lookup(&pki.admin_token), Some(admin));
+        assert_eq!(
+            kubeconfig::load_kubeconfig(&pki.paths.admin_kubeconfig()).unwrap(),
+            pki.kubeconfig
+        );
+        assert_eq!(
+            pki.kubeconfig.clusters[0].cluster.server,
+            "https://10.0.0.1:6443"
+        );
+        assert_eq!(pki.peers.len(), 2);
+        assert_eq!(
+            CertKey::load(&dir, &PkiPaths::peer_base("node-2")).unwrap(),
+            pki.peers[1].1
+        );
+
+        // The one serving cert names every replica and the in-cluster Service names.
+        let api_der = crate::tls::parse_certs(&pki.apiserver.cert_pem, "api").unwrap();
+        let (_, api) = x509_parser::parse_x509_certificate(&api_der[0]).unwrap();
+        let sans = format!(
+            "{:?}",
+            api.subject_alternative_name().unwrap().unwrap().value
+        );
+        for want in [
+            "api.tug.local",
+            "kubernetes.default.svc.cluster.local",
+            "node-1",
+            "node-2",
+            "[10, 96, 0, 1]",
+            "[10, 0, 0, 2]",
+        ] {
+            assert!(sans.contains(want), "{want} not in {sans}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_a_directory_that_already_has_a_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        init_cluster_pki(tmp.path(), "tug", "https://127.0.0.1:6443", (&[], &[]), &[]).unwrap();
+        let before = std::fs::read_to_string(tmp.path().join("ca.key")).unwrap();
+        let err = init_cluster_pki(tmp.path(), "tug", "https://127.0.0.1:6443", (&[], &[]), &[])
+            .unwrap_err();
+        assert!(matches!(err, Error::AlreadyInitialized { .. }), "{err}");
+        let after = std::fs::read_to_string(tmp.path().join("ca.key")).unwrap();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn bad_replica_names_are_rejected_before_anything_is_written() {
+        let cases: [(&[&str], &str); 4] = [
+            (&["a", "a"], "used twice"),
+            (&[""], "name is empty"),
+            (&["../x"], "cannot be a file name"),
+            (&["a/b"], "cannot be a file name"),
+        ];
+        for (names, want) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let replicas: Vec<(String, Vec<IpAddr>)> =
+                names.iter().map(|n| (n.to_string(), vec![])).collect();
+            let err = init_cluster_pki(tmp.path(), "tug", "https://x", (&[], &[]), &replicas)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{names:?}: {err}");
+            assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        }
+    }
+}

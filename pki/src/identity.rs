@@ -55,3 +55,56 @@ pub fn identity_from_cert(der: &[u8]) -> Result<Identity> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Identity { user, groups })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Ca;
+
+    fn der(pem: &str) -> Vec<u8> {
+        crate::tls::parse_certs(pem, "test").unwrap()[0].to_vec()
+    }
+
+    #[test]
+    fn identity_is_cn_and_organizations_in_order() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cert = ca
+            .issue_client("jane", &["b".to_string(), "a".to_string()])
+            .unwrap();
+        let id = identity_from_cert(&der(&cert.cert_pem)).unwrap();
+        assert_eq!(id.user, "jane");
+        assert_eq!(id.groups, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_server_cert_yields_its_cn_and_no_groups() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let cert = ca.issue_server("tug-apiserver", &[], &[]).unwrap();
+        let id = identity_from_cert(&der(&cert.cert_pem)).unwrap();
+        assert_eq!(id.user, "tug-apiserver");
+        assert!(id.groups.is_empty());
+    }
+
+    #[test]
+    fn a_certificate_without_a_common_name_has_no_identity() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
+        let cert = params.self_signed(&key).unwrap();
+        assert!(matches!(
+            identity_from_cert(cert.der()),
+            Err(Error::NoCommonName)
+        ));
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error() {
+        assert!(matches!(
+            identity_from_cert(b"not der"),
+            Err(Error::Parse(_))
+        ));
+    }
+}

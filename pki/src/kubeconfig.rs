@@ -200,3 +200,105 @@ pub fn parse_kubeconfig(text: &str, source: &str) -> Result<Kubeconfig> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Ca;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn admin_kubeconfig_round_trips_through_yaml_with_mode_0600() {
+        let ca = Ca::generate("tug-ca").unwrap();
+        let admin = ca
+            .issue_client("tug-admin", &["system:masters".into()])
+            .unwrap();
+        let config = admin_kubeconfig("tug", "https://127.0.0.1:6443", ca.cert_pem(), &admin);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.kubeconfig");
+        write_kubeconfig(&path, &config).unwrap();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let read: Kubeconfig = yaml_serde::from_str(&text).unwrap();
+        assert_eq!(read, config);
+        assert_eq!(load_kubeconfig(&path).unwrap(), config);
+
+        // kubectl's field names, and the data decodes back to the PEMs.
+        for key in [
+            "apiVersion: v1",
+            "kind: Config",
+            "current-context: tug",
+            "certificate-authority-data:",
+            "client-certificate-data:",
+            "client-key-data:",
+            "user: tug-admin",
+        ] {
+            assert!(text.contains(key), "missing {key:?} in\n{text}");
+        }
+        let decode = |s: &Option<String>| {
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.as_deref().unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            decode(&read.clusters[0].cluster.certificate_authority_data),
+            ca.cert_pem()
+        );
+        assert_eq!(decode(&read.users[0].user.client_key_data), admin.key_pem);
+        assert_eq!(read.contexts[0].context.user, "tug-admin");
+    }
+
+    #[test]
+    fn a_kubectl_written_kubeconfig_loads_ignoring_unknown_fields() {
+        let text = r#"
+apiVersion: v1
+kind: Config
+preferences: {}
+clusters:
+- cluster:
+    certificate-authority: /etc/ca.crt
+    server: https://10.0.0.1:6443
+    extensions:
+    - name: x
+      extension: {}
+  name: c1
+contexts:
+- context:
+    cluster: c1
+    namespace: dev
+    user: u1
+  name: ctx
+current-context: ctx
+users:
+- name: u1
+  user:
+    token: abc
+    tokenFile: /t
+- name: u2
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: aws
+"#;
+        let config = parse_kubeconfig(text, "test").unwrap();
+        assert_eq!(config.current_context, "ctx");
+        assert_eq!(
+            config.clusters[0].cluster.certificate_authority.as_deref(),
+            Some("/etc/ca.crt")
+        );
+        assert_eq!(config.contexts[0].context.namespace.as_deref(), Some("dev"));
+        assert_eq!(config.users[0].user.token.as_deref(), Some("abc"));
+        assert_eq!(config.users[0].user.token_file.as_deref(), Some("/t"));
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_source() {
+        let err = parse_kubeconfig("clusters: 3", "/x/config").unwrap_err();
+        assert!(err.to_string().contains("/x/config"), "{err}");
+    }
+}

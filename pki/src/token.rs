@@ -243,3 +243,140 @@ pub fn generate_token() -> Result<String> {
         .map_err(|_| Error::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(user: &str, groups: &[&str]) -> Identity {
+        Identity {
+            user: user.into(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn lines_parse_like_kubernetes_token_auth_file() {
+        let cases: [(&str, &str, Identity, &str); 7] = [
+            ("plain", "t1,alice,u1", id("alice", &[]), "u1"),
+            ("one group", "t1,alice,u1,dev", id("alice", &["dev"]), "u1"),
+            (
+                "quoted groups",
+                "t1,alice,u1,\"dev,ops\"",
+                id("alice", &["dev", "ops"]),
+                "u1",
+            ),
+            (
+                "leading spaces trimmed",
+                "t1, alice, u1, \"system:masters, dev\"",
+                id("alice", &["system:masters", "dev"]),
+                "u1",
+            ),
+            (
+                "quoted fields with an escaped quote",
+                "\"t1\",\"al\"\"ice\",\"u,1\"",
+                id("al\"ice", &[]),
+                "u,1",
+            ),
+            ("empty uid", "t1,alice,", id("alice", &[]), ""),
+            (
+                "comment, blank line and CRLF",
+                "# tokens\r\n\r\nt1,alice,u1,dev\r\n",
+                id("alice", &["dev"]),
+                "u1",
+            ),
+        ];
+        for (name, text, want, uid) in cases {
+            let file = TokenFile::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(file.len(), 1, "{name}");
+            assert_eq!(file.lookup("t1"), Some(want), "{name}");
+            assert_eq!(file.entry("t1").unwrap().uid, uid, "{name}");
+            assert_eq!(file.lookup("t2"), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_errors_naming_the_line() {
+        let cases = [
+            (
+                "too few columns",
+                "t1,a,u\nt2,bob\n",
+                2,
+                "at least 3 columns",
+            ),
+            ("unquoted groups", "t1,a,u,dev,ops\n", 1, "quote the groups"),
+            ("empty token", "# c\n\n,bob,u\n", 3, "token is empty"),
+            ("empty user", "t1,,u\n", 1, "user name is empty"),
+            ("duplicate", "t1,a,u\nt1,b,u\n", 2, "duplicate token"),
+            ("unterminated quote", "t1,a,\"u\n", 1, "unterminated"),
+            (
+                "text after quote",
+                "t1,\"a\"x,u\n",
+                1,
+                "after a closing quote",
+            ),
+            ("bare quote", "t1,a\"b,u\n", 1, "bare \""),
+        ];
+        for (name, text, line, want) in cases {
+            match TokenFile::parse(text) {
+                Err(Error::Line {
+                    line: got, reason, ..
+                }) => {
+                    assert_eq!(got, line, "{name}: {reason}");
+                    assert!(reason.contains(want), "{name}: {reason}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn load_names_the_file_and_entries_round_trip_through_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.csv");
+        let entries = [
+            TokenEntry {
+                token: generate_token().unwrap(),
+                user: "tug-admin".into(),
+                uid: "tug-admin".into(),
+                groups: vec!["system:masters".into(), "dev".into()],
+            },
+            TokenEntry {
+                token: "x".into(),
+                user: "we\"ird, user".into(),
+                uid: " u".into(),
+                groups: vec![],
+            },
+        ];
+        let text: String = entries.iter().map(TokenEntry::to_csv_line).collect();
+        crate::files::write_private(&path, text.as_bytes()).unwrap();
+        let file = TokenFile::load(&path).unwrap();
+        for entry in &entries {
+            // Leading spaces are trimmed by the format unless quoted, which to_csv_line does.
+            assert_eq!(file.entry(&entry.token), Some(entry));
+        }
+
+        std::fs::write(&path, "t,a\n").unwrap();
+        let err = TokenFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("tokens.csv line 1"), "{err}");
+    }
+
+    #[test]
+    fn generated_tokens_are_random_csv_safe_and_long() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn debug_output_never_shows_tokens() {
+        let file = TokenFile::parse("secret-token,alice,u1\n").unwrap();
+        assert!(!format!("{file:?}").contains("secret-token"));
+        let entry = file.entry("secret-token").unwrap();
+        assert!(!format!("{entry:?}").contains("secret-token"));
+    }
+}
