@@ -56,6 +56,18 @@ pub fn identity_from_cert(der: &[u8]) -> Result<Identity> {
     Ok(Identity { user, groups })
 }
 
+/// The identity of a TLS client from rustls' `peer_certificates()` (leaf first), after
+/// rustls verified the chain: `Ok(None)` when the client sent no certificate (it may
+/// still authenticate with a bearer token).
+pub fn identity_from_peer_certificates(
+    certs: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+) -> Result<Option<Identity>> {
+    match certs {
+        Some([leaf, ..]) => identity_from_cert(leaf).map(Some),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ pub mod token;
 
 pub use ca::{Ca, CertKey};
 pub use cluster::{init_cluster_pki, ClusterPki, PkiPaths};
-pub use identity::{identity_from_cert, Identity};
+pub use identity::{identity_from_cert, identity_from_peer_certificates, Identity};
 pub use kubeconfig::{admin_kubeconfig, load_kubeconfig, write_kubeconfig, Kubeconfig};
 pub use tls::{client_config, server_config};
 pub use token::{generate_token, TokenEntry, TokenFile};

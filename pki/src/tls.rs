@@ -156,7 +156,7 @@ pub fn client_config(
 mod tests {
     use super::*;
     use crate::ca::Ca;
-    use crate::identity::{identity_from_cert, Identity};
+    use crate::identity::{identity_from_peer_certificates, Identity};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
@@ -189,10 +189,8 @@ mod tests {
                 .accept(tcp)
                 .await
                 .map_err(|e| e.to_string())?;
-            let identity = match tls.get_ref().1.peer_certificates() {
-                Some([leaf, ..]) => Some(identity_from_cert(leaf).map_err(|e| e.to_string())?),
-                _ => None,
-            };
+            let identity = identity_from_peer_certificates(tls.get_ref().1.peer_certificates())
+                .map_err(|e| e.to_string())?;
             tls.write_all(b"k").await.map_err(|e| e.to_string())?;
             tls.shutdown().await.map_err(|e| e.to_string())?;
             Ok(identity)
@@ -360,6 +358,15 @@ mod tests {
                 None => assert!(!outcome.ok(), "{name}: connection unexpectedly succeeded"),
             }
         }
+    }
+
+    #[test]
+    fn configs_and_the_ca_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Ca>();
+        send_sync::<CertKey>();
+        send_sync::<Arc<ServerConfig>>();
+        send_sync::<crate::TokenFile>();
     }
 
     #[test]
