@@ -23,7 +23,37 @@
 //!   re-watches from its last revision.
 //!
 //! # Layout
-//! (filled in by the implementation)
+//!
+//! - `store.rs`: [`Store`], the public handle: routes writes and linearizable reads to the
+//!   leader, waits for local apply, serves reads and watches.
+//! - `node.rs`: the raft thread that owns the `RawNode` and runs the Ready loop.
+//! - `storage.rs`: `raft::Storage` over sled (log, hard state, conf state, snapshot point).
+//! - `state.rs`: the state machine in sled (objects, revision, applied index, history).
+//! - `watch.rs`: [`WatchStream`]: history then live events.
+//! - `transport.rs`: the [`Transport`] trait (peer traffic out).
+//! - `grpc.rs`: the gRPC transport and peer server, optionally over mutual TLS.
+//! - `sim.rs`: [`sim::SimNetwork`], an in-memory transport for tests that drops, delays
+//!   and partitions.
+//! - `codec.rs`: protobuf encodings (`proto/peer.proto`) of entries, values and RPCs.
+
+mod codec;
+mod grpc;
+mod node;
+pub mod sim;
+mod state;
+mod storage;
+mod store;
+mod transport;
+mod watch;
+
+#[allow(clippy::all, clippy::pedantic)]
+mod pb {
+    tonic::include_proto!("tug.store.peer");
+}
+
+pub use store::{Store, StoreStatus};
+pub use transport::Transport;
+pub use watch::WatchStream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,6 +153,7 @@ pub struct ListResult {
 }
 
 /// Raft and peer settings for one replica.
+#[derive(Clone)]
 pub struct Config {
     /// This replica's raft id (1-based, unique in the cluster).
     pub id: u64,
@@ -139,6 +170,36 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Watch events kept for resumption; older revisions answer `Error::Compacted`.
     pub history_limit: u64,
+}
+
+impl Config {
+    /// Settings with defaults: 100 ms tick, snapshot every 10 000 entries, 100 000 history
+    /// events, plaintext peers.
+    pub fn new(id: u64, peers: BTreeMap<u64, String>, data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            id,
+            peers,
+            data_dir: data_dir.into(),
+            peer_tls: None,
+            tick: Duration::from_millis(100),
+            snapshot_every: 10_000,
+            history_limit: 100_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("id", &self.id)
+            .field("peers", &self.peers)
+            .field("data_dir", &self.data_dir)
+            .field("peer_tls", &self.peer_tls.is_some())
+            .field("tick", &self.tick)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("history_limit", &self.history_limit)
+            .finish()
+    }
 }
 
 /// rustls configs for the peer port (server side requires a client certificate signed by

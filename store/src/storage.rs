@@ -1,0 +1,309 @@
+//! `raft::Storage` over sled: log entries, hard state, conf state and the snapshot point
+//! (the index/term the log was compacted up to). Snapshots are produced on demand from
+//! the state machine, which lives in the same sled database.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError};
+use sled::{Transactional, Tree};
+
+use crate::codec;
+use crate::pb;
+use crate::state::{restore_in_tx, storage_err, tx_err, StateMachine};
+use crate::{Error, Result};
+
+const HARD_STATE: &[u8] = b"hard_state";
+const CONF_STATE: &[u8] = b"conf_state";
+/// 16 bytes: index and term of the last entry removed by compaction or a snapshot.
+const SNAPSHOT_POINT: &[u8] = b"snapshot_point";
+
+pub(crate) struct SledStorage {
+    db: sled::Db,
+    log: Tree,
+    raft: Tree,
+    sm: Arc<StateMachine>,
+    hard_state: HardState,
+    conf_state: ConfState,
+    snap_index: u64,
+    snap_term: u64,
+    last_index: u64,
+}
+
+fn pb_err(e: protobuf::ProtobufError) -> Error {
+    Error::Storage(format!("corrupt raft record: {e}"))
+}
+
+fn raft_storage_err(e: Error) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+impl SledStorage {
+    /// Loads raft state, or bootstraps a fresh replica with every id in `voters` as a voter.
+    pub(crate) fn open(db: sled::Db, sm: Arc<StateMachine>, voters: Vec<u64>) -> Result<Self> {
+        let log = db.open_tree("raft_log").map_err(storage_err)?;
+        let raft = db.open_tree("raft_state").map_err(storage_err)?;
+        let mut s = SledStorage {
+            db,
+            log,
+            raft,
+            sm,
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            snap_index: 0,
+            snap_term: 0,
+            last_index: 0,
+        };
+        match s.raft.get(CONF_STATE).map_err(storage_err)? {
+            Some(cs) => {
+                s.conf_state = ConfState::parse_from_bytes(&cs).map_err(pb_err)?;
+                if let Some(hs) = s.raft.get(HARD_STATE).map_err(storage_err)? {
+                    s.hard_state = HardState::parse_from_bytes(&hs).map_err(pb_err)?;
+                }
+                if let Some(p) = s.raft.get(SNAPSHOT_POINT).map_err(storage_err)? {
+                    let p: [u8; 16] = p
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| Error::Storage("corrupt raft snapshot point".into()))?;
+                    s.snap_index = u64::from_be_bytes(p[..8].try_into().unwrap_or_default());
+                    s.snap_term = u64::from_be_bytes(p[8..].try_into().unwrap_or_default());
+                }
+                s.last_index = match s.log.last().map_err(storage_err)? {
+                    Some((k, _)) => index_of(&k),
+                    None => s.snap_index,
+                };
+            }
+            None => {
+                // First start: the static initial cluster, all voters, empty log.
+                s.conf_state.voters = voters;
+                let cs = s.conf_state.write_to_bytes().map_err(pb_err)?;
+                s.raft.insert(CONF_STATE, cs).map_err(storage_err)?;
+                s.write_snapshot_point()?;
+                s.flush()?;
+            }
+        }
+        // The applied index is written with the state machine and may be durable while the
+        // hard state's commit index from the same Ready is not; it was committed anyway.
+        let applied = s.sm.applied_index()?;
+        if applied > s.hard_state.commit {
+            s.hard_state.commit = applied.min(s.last_index);
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn snapshot_point(&self) -> (u64, u64) {
+        (self.snap_index, self.snap_term)
+    }
+
+    pub(crate) fn log_len(&self) -> u64 {
+        self.last_index - self.snap_index
+    }
+
+    fn write_snapshot_point(&self) -> Result<()> {
+        let mut p = [0u8; 16];
+        p[..8].copy_from_slice(&self.snap_index.to_be_bytes());
+        p[8..].copy_from_slice(&self.snap_term.to_be_bytes());
+        self.raft.insert(SNAPSHOT_POINT, &p).map_err(storage_err)?;
+        Ok(())
+    }
+
+    /// Appends entries (truncating any conflicting suffix). Not durable until `flush`.
+    pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&e.index.to_be_bytes(), e.write_to_bytes().map_err(pb_err)?);
+        }
+        let new_last = entries[entries.len() - 1].index;
+        // A new leader may overwrite our uncommitted tail: drop what lies beyond it.
+        for i in (new_last + 1)..=self.last_index {
+            batch.remove(&i.to_be_bytes());
+        }
+        debug_assert!(first.index > self.snap_index);
+        self.log.apply_batch(batch).map_err(storage_err)?;
+        self.last_index = new_last;
+        Ok(())
+    }
+
+    /// Records the hard state. Not durable until `flush`.
+    pub(crate) fn set_hard_state(&mut self, hs: HardState) -> Result<()> {
+        self.raft
+            .insert(HARD_STATE, hs.write_to_bytes().map_err(pb_err)?)
+            .map_err(storage_err)?;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    pub(crate) fn set_commit(&mut self, commit: u64) -> Result<()> {
+        let mut hs = self.hard_state.clone();
+        hs.commit = commit;
+        self.set_hard_state(hs)
+    }
+
+    /// One fsync for everything written since the last one (log, hard state, state machine).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(storage_err)?;
+        Ok(())
+    }
+
+    /// Drops log entries up to and including `index` (which must be applied).
+    pub(crate) fn compact(&mut self, index: u64) -> Result<()> {
+        if index <= self.snap_index {
+            return Ok(());
+        }
+        let term = self.term_of(index)?;
+        let mut batch = sled::Batch::default();
+        for i in (self.snap_index + 1)..=index {
+            batch.remove(&i.to_be_bytes());
+        }
+        self.snap_index = index;
+        self.snap_term = term;
+        // The new snapshot point goes first so a crash never leaves a gap before the log.
+        self.write_snapshot_point()?;
+        self.log.apply_batch(batch).map_err(storage_err)?;
+        Ok(())
+    }
+
+    /// Installs a snapshot from the leader: the state machine, the log (emptied) and the
+    /// raft metadata are replaced in one transaction, so a crash keeps the old or the new.
+    pub(crate) fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<pb::SnapshotData> {
+        let meta = snap.get_metadata();
+        let data: pb::SnapshotData = codec::decode(snap.get_data(), "raft snapshot")?;
+        let mut hs = self.hard_state.clone();
+        hs.commit = hs.commit.max(meta.index);
+        hs.term = hs.term.max(meta.term);
+        let hs_bytes = hs.write_to_bytes().map_err(pb_err)?;
+        let cs_bytes = meta.get_conf_state().write_to_bytes().map_err(pb_err)?;
+        let mut point = [0u8; 16];
+        point[..8].copy_from_slice(&meta.index.to_be_bytes());
+        point[8..].copy_from_slice(&meta.term.to_be_bytes());
+        let keys = |t: &Tree| -> Result<Vec<sled::IVec>> {
+            t.iter()
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(storage_err)
+        };
+        let old_kv = keys(&self.sm.kv)?;
+        let old_history = keys(&self.sm.history)?;
+        let old_log = keys(&self.log)?;
+        (
+            &self.sm.kv,
+            &self.sm.history,
+            &self.sm.meta,
+            &self.log,
+            &self.raft,
+        )
+            .transaction(|(kv, history, sm_meta, log, raft)| {
+                restore_in_tx(
+                    kv,
+                    history,
+                    sm_meta,
+                    &old_kv,
+                    &old_history,
+                    &data,
+                    meta.index,
+                )?;
+                for k in &old_log {
+                    log.remove(k)?;
+                }
+                raft.insert(HARD_STATE, hs_bytes.as_slice())?;
+                raft.insert(CONF_STATE, cs_bytes.as_slice())?;
+                raft.insert(SNAPSHOT_POINT, &point)?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.hard_state = hs;
+        self.conf_state = meta.get_conf_state().clone();
+        self.snap_index = meta.index;
+        self.snap_term = meta.term;
+        self.last_index = meta.index;
+        Ok(data)
+    }
+
+    fn term_of(&self, idx: u64) -> Result<u64> {
+        if idx == self.snap_index {
+            return Ok(self.snap_term);
+        }
+        match self.log.get(idx.to_be_bytes()).map_err(storage_err)? {
+            Some(bytes) => Ok(Entry::parse_from_bytes(&bytes).map_err(pb_err)?.term),
+            None => Err(Error::Storage(format!("raft log has no entry {idx}"))),
+        }
+    }
+}
+
+fn index_of(key: &[u8]) -> u64 {
+    key.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl raft::Storage for SledStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.snap_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last_index + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let mut out = Vec::with_capacity((high - low) as usize);
+        for item in self.log.range(low.to_be_bytes()..high.to_be_bytes()) {
+            let (_, v) = item.map_err(|e| raft_storage_err(storage_err(e)))?;
+            out.push(Entry::parse_from_bytes(&v).map_err(|e| raft_storage_err(pb_err(e)))?);
+        }
+        raft::util::limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx < self.snap_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        self.term_of(idx).map_err(raft_storage_err)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.snap_index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index)
+    }
+
+    /// Builds a snapshot of the state machine as applied right now. The raft thread is the
+    /// only writer, so the dump is consistent with the applied index it is labelled with.
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let applied = self.sm.applied_index().map_err(raft_storage_err)?;
+        if applied < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let data = self.sm.dump().map_err(raft_storage_err)?;
+        let mut meta = SnapshotMetadata::default();
+        meta.index = applied;
+        meta.term = self.term_of(applied).map_err(raft_storage_err)?;
+        meta.set_conf_state(self.conf_state.clone());
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snap.set_data(data.encode_to_vec().into());
+        Ok(snap)
+    }
+}
