@@ -14,11 +14,15 @@
 //! empty); `#[serde(default)]` so missing fields decode like Go; and
 //! `#[serde(deny_unknown_fields)]` so a typo in a manifest is an error naming the field.
 
+pub mod apps;
+pub mod autoscaling;
+pub mod batch;
 mod byte_string;
 pub mod coordination;
+pub mod core;
+mod go_json;
 mod int_or_string;
 pub mod meta;
-mod nullable;
 pub mod quantity;
 mod resource;
 

@@ -1,6 +1,6 @@
 //! `DeleteOptions`: the optional body of a DELETE request.
 
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use serde::{Deserialize, Serialize};
 
 /// Propagation policies for `DeleteOptions.propagationPolicy`.

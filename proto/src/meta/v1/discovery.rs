@@ -1,6 +1,6 @@
 //! Discovery documents served at `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`.
 
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use serde::{Deserialize, Serialize};
 
 /// `GET /api`: `{kind: APIVersions, versions: ["v1"], serverAddressByClientCIDRs: [...]}`.

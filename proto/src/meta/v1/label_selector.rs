@@ -1,6 +1,6 @@
 //! `LabelSelector`: the structured selector in Deployments, ReplicaSets, Jobs, affinity.
 
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

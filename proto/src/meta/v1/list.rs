@@ -1,6 +1,6 @@
 //! Lists (`PodList`, ...), their `ListMeta`, and watch events.
 
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use crate::Resource;
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
 //! `meta/v1`: ObjectMeta, lists, watch events, Status, DeleteOptions, times and discovery.
 
+mod condition;
 mod delete_options;
 mod discovery;
 pub mod duration;
@@ -9,6 +10,7 @@ mod object_meta;
 mod status;
 mod time;
 
+pub use condition::Condition;
 pub use delete_options::{propagation, DeleteOptions, Preconditions};
 pub use discovery::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,

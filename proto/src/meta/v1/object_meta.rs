@@ -1,7 +1,7 @@
 //! `ObjectMeta` (every object's metadata) and `OwnerReference`.
 
 use super::Time;
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! `Status`: the body of every API error (and of some successful deletes).
 
 use super::ListMeta;
-use crate::nullable::nullable;
+use crate::go_json::nullable;
 use serde::{Deserialize, Serialize};
 
 /// Well-known `Status.reason` values (Kubernetes `StatusReason`).

@@ -1,4 +1,4 @@
-//! Serde glue that makes decoding as forgiving as Go's: `null` means "empty".
+//! Serde glue that makes encoding and decoding behave like Go's encoding/json.
 
 use serde::{Deserialize, Deserializer};
 
@@ -11,4 +11,9 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `skip_serializing_if` for Go's `omitempty` on plain numbers and bools: zero is omitted.
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }

@@ -1,0 +1,3 @@
+//! The `batch` API group: run-to-completion workloads.
+
+pub mod v1;
