@@ -18,6 +18,7 @@ pub mod apps;
 pub mod autoscaling;
 pub mod batch;
 mod byte_string;
+pub mod config;
 pub mod coordination;
 pub mod core;
 mod go_json;

@@ -1,0 +1,3 @@
+//! Client configuration files; `v1` is the kubeconfig format.
+
+pub mod v1;
