@@ -323,7 +323,7 @@ fn clean(kind: &str, path: &str, v: &Value) -> Result<Value> {
 
 /// Applies `$setElementOrder`: items named in `order` come first, in that order; the
 /// rest (items only the server had) keep their relative order after them.
-fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
+fn reorder(list: &mut [Value], order: &[Value], strategy: ListStrategy) {
     let id = |v: &Value| -> Value {
         match strategy {
             MergeByKey(key) => v.get(key).cloned().unwrap_or(Value::Null),
