@@ -21,11 +21,14 @@ mod byte_string;
 pub mod config;
 pub mod coordination;
 pub mod core;
+pub mod fields;
 mod go_json;
 mod int_or_string;
+pub mod labels;
 pub mod meta;
 pub mod quantity;
 mod resource;
+pub mod validation;
 
 pub use byte_string::ByteString;
 pub use int_or_string::IntOrString;
