@@ -3,7 +3,8 @@
 use crate::client::{Body, Client};
 use crate::error::{Error, Result};
 use crate::params::{ApiResource, DeleteParams, ListParams, PatchKind};
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use http::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -309,14 +310,16 @@ where
         &self,
         lp: &ListParams,
         resource_version: &str,
-    ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + 'static> {
+    ) -> Result<BoxStream<'static, Result<WatchEvent<K>>>> {
         let path = format!(
             "{}{}",
             self.collection_path(),
             lp.watch_query(resource_version).as_str()
         );
         let lines = self.client.request_lines(&path, None).await?;
-        Ok(lines.map(move |line| decode_event::<K>(&line?, &path)))
+        Ok(lines
+            .map(move |line| decode_event::<K>(&line?, &path))
+            .boxed())
     }
 }
 

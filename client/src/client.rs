@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request};
@@ -214,7 +215,7 @@ impl Client {
         &self,
         path_and_query: &str,
         accept: Option<&str>,
-    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let (status, incoming, url) = self.send(Method::GET, path_and_query, accept, None).await?;
         if !status.is_success() {
             let bytes = incoming
@@ -233,7 +234,7 @@ impl Client {
                 source,
             })
         });
-        Ok(lines(frames))
+        Ok(lines(frames).boxed())
     }
 }
 

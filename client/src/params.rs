@@ -115,6 +115,16 @@ impl ListParams {
         self
     }
 
+    /// The list query string (`?labelSelector=...`), empty when there is nothing to send.
+    pub fn to_query(&self) -> String {
+        self.query().0
+    }
+
+    /// The watch query string (`?watch=true&resourceVersion=...`).
+    pub fn to_watch_query(&self, resource_version: &str) -> String {
+        self.watch_query(resource_version).0
+    }
+
     pub(crate) fn query(&self) -> Query {
         let mut q = Query::default();
         q.opt("labelSelector", self.label_selector.as_deref());

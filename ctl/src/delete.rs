@@ -1,0 +1,189 @@
+//! `tug delete KIND NAME... | -f FILE`: delete objects, printing `pod "x" deleted`.
+
+use crate::apply::namespace_for;
+use crate::kinds::{self, KindInfo};
+use crate::manifest::{self, Mode};
+use crate::Ctx;
+use tug_client::{DeleteParams, DynamicApi, ListParams, PropagationPolicy};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cascade {
+    Background,
+    Orphan,
+    Foreground,
+    /// kubectl's old spelling of `background`.
+    True,
+    /// kubectl's old spelling of `orphan`.
+    False,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Kind (`pods`, `deploy`, ...), followed by names; or `KIND/NAME` arguments.
+    pub kind: Option<String>,
+    pub names: Vec<String>,
+    /// Delete the objects described in these files, directories or `-` (repeatable).
+    #[arg(short = 'f', long = "filename")]
+    pub filenames: Vec<String>,
+    /// Delete the objects matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Delete every object of the kind in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds the object gets to terminate (0: immediately); the kind's default if unset.
+    #[arg(long, allow_negative_numbers = true)]
+    pub grace_period: Option<i64>,
+    /// What happens to dependents (the ReplicaSets of a Deployment, ...).
+    #[arg(long, value_enum, default_value = "background")]
+    pub cascade: Cascade,
+    /// Treat a missing object as deleted.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+impl Args {
+    fn params(&self) -> DeleteParams {
+        DeleteParams {
+            // kubectl: a negative grace period means "use the default".
+            grace_period_seconds: self.grace_period.filter(|g| *g >= 0),
+            propagation_policy: Some(match self.cascade {
+                Cascade::Background | Cascade::True => PropagationPolicy::Background,
+                Cascade::Orphan | Cascade::False => PropagationPolicy::Orphan,
+                Cascade::Foreground => PropagationPolicy::Foreground,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// One object to delete.
+struct Target {
+    kind: &'static KindInfo,
+    namespace: Option<String>,
+    name: String,
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let targets = match targets(ctx, args).await {
+        Ok(t) => t,
+        Err(e) => return Err(e),
+    };
+    let targets = targets.into_iter().filter_map(|t| match t {
+        Ok(t) => Some(t),
+        Err(message) => {
+            ctx.error(message);
+            ok = false;
+            None
+        }
+    });
+    let targets: Vec<Target> = targets.collect();
+    let params = args.params();
+    for t in targets {
+        let api = DynamicApi::dynamic(
+            ctx.client.clone(),
+            t.kind.api_resource(),
+            t.namespace.as_deref(),
+        );
+        match api.delete(&t.name, &params).await {
+            Ok(_) => writeln!(ctx.out, "{} \"{}\" deleted", t.kind.display(), t.name)?,
+            Err(e) if e.is_not_found() && args.ignore_not_found => {}
+            Err(e) => {
+                writeln!(ctx.err, "{e}")?;
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+async fn targets(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<Vec<Result<Target, String>>> {
+    let mut out = Vec::new();
+    if !args.filenames.is_empty() {
+        if args.kind.is_some() {
+            anyhow::bail!("give either -f FILE or KIND NAME..., not both");
+        }
+        for (source, text) in manifest::read_sources(&args.filenames)? {
+            for m in manifest::parse(&source, &text, Mode::Identify) {
+                out.push(m.map_err(|e| e.to_string()).and_then(|m| {
+                    let namespace = namespace_for(&ctx.namespace, ctx.namespace_explicit, &m)
+                        .map_err(|e| format!("{}: {e}", m.origin))?;
+                    Ok(Target {
+                        kind: m.kind,
+                        namespace,
+                        name: m.name,
+                    })
+                }));
+            }
+        }
+        return Ok(out);
+    }
+    let Some(first) = &args.kind else {
+        anyhow::bail!("give KIND NAME..., KIND/NAME, or -f FILE; e.g. `tug delete pod web-1`");
+    };
+    let namespace = |kind: &KindInfo| kind.namespaced.then(|| ctx.namespace.clone());
+    // `tug delete pod/a deploy/b`
+    if first.contains('/') {
+        for arg in std::iter::once(first).chain(&args.names) {
+            let Some((kind, name)) = arg.split_once('/') else {
+                anyhow::bail!(
+                    "mix of KIND/NAME and plain names: {arg:?}; write every object as KIND/NAME"
+                );
+            };
+            let kind = kinds::resolve(kind)?;
+            out.push(Ok(Target {
+                kind,
+                namespace: namespace(kind),
+                name: name.to_string(),
+            }));
+        }
+        return Ok(out);
+    }
+    let kind = kinds::resolve(first)?;
+    if args.names.is_empty() {
+        if args.selector.is_none() && !args.all {
+            anyhow::bail!(
+                "resource(s) were provided, but no name was specified; give names, -l SELECTOR or --all"
+            );
+        }
+        let api = DynamicApi::dynamic(
+            ctx.client.clone(),
+            kind.api_resource(),
+            namespace(kind).as_deref(),
+        );
+        let lp = ListParams {
+            label_selector: args.selector.clone(),
+            ..Default::default()
+        };
+        let list = api.list_all(&lp).await?;
+        if list.items.is_empty() {
+            let where_ = match namespace(kind) {
+                Some(ns) => format!(" in {ns} namespace"),
+                None => String::new(),
+            };
+            writeln!(ctx.err, "No resources found{where_}")?;
+        }
+        for o in list.items {
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            out.push(Ok(Target {
+                kind,
+                namespace: namespace(kind),
+                name,
+            }));
+        }
+        return Ok(out);
+    }
+    for name in &args.names {
+        out.push(Ok(Target {
+            kind,
+            namespace: namespace(kind),
+            name: name.clone(),
+        }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,128 @@
+//! tug-ctl: the `tug` command line, kubectl's verbs against a tug (or Kubernetes) cluster.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: global flags ([`Cli`]), the shared [`Ctx`], and [`run`].
+//! - One file per verb: `apply.rs`, `get.rs`, `delete.rs`.
+//! - `kinds.rs`: names users type (`po`, `deploy`, `deployments.apps`) and manifest
+//!   `apiVersion`/`kind` to REST facts, with each kind's strict decoder.
+//! - `manifest.rs`: reading files/dirs/stdin, splitting on `---`, local decoding with
+//!   errors naming file, document and field.
+//! - `printer.rs`: Table, YAML, JSON and name output.
+
+pub mod apply;
+pub mod delete;
+pub mod get;
+pub mod kinds;
+pub mod manifest;
+pub mod printer;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use tug_client::{Client, Config, LoadOptions};
+
+/// tug controls a tug cluster: the kubectl of tug.
+#[derive(Debug, Parser)]
+#[command(name = "tug", version, about)]
+pub struct Cli {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace for this request (default: the context's, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from files (`-f FILE|DIR|-`).
+    Apply(apply::Args),
+    /// Show objects as a table, YAML, JSON or names.
+    Get(get::Args),
+    /// Delete objects by kind and name, or those in files.
+    Delete(delete::Args),
+}
+
+/// What every verb needs: the client, the namespace, and where to write.
+pub struct Ctx<'a> {
+    pub client: Client,
+    /// `-n`, else the kubeconfig context's namespace, else `default`.
+    pub namespace: String,
+    /// Whether `-n` was given (a manifest's own namespace must then agree with it).
+    pub namespace_explicit: bool,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+impl Ctx<'_> {
+    /// Prints an `error: ...` line; the verb goes on with the next object.
+    pub fn error(&mut self, message: impl std::fmt::Display) {
+        let _ = writeln!(self.err, "error: {message}");
+    }
+}
+
+/// Runs the CLI on `args` (including the program name) and returns the exit code:
+/// 0 when everything worked, 1 otherwise.
+pub async fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                write!(err, "{text}")
+            } else {
+                write!(out, "{text}")
+            };
+            return code;
+        }
+    };
+    match execute(cli, out, err).await {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}
+
+/// Returns `Ok(false)` when the verb reported per-object failures itself.
+async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<bool> {
+    let config = Config::load(&LoadOptions {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+    })
+    .context("loading the kubeconfig")?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.namespace.clone());
+    let client = Client::new(config).context("building the API client")?;
+    let mut ctx = Ctx {
+        client,
+        namespace,
+        namespace_explicit: cli.namespace.is_some(),
+        out,
+        err,
+    };
+    let ok = match &cli.command {
+        Command::Apply(args) => apply::run(&mut ctx, args).await?,
+        Command::Get(args) => get::run(&mut ctx, args).await?,
+        Command::Delete(args) => delete::run(&mut ctx, args).await?,
+    };
+    ctx.out.flush()?;
+    Ok(ok)
+}
