@@ -3,11 +3,20 @@
 //! # Layout
 //!
 //! - [`meta::v1`]: `ObjectMeta`, `List<T>`, `WatchEvent<T>`, `Status`, `DeleteOptions`,
-//!   `LabelSelector`, `Time`/`MicroTime`/`Duration`, discovery documents.
+//!   `LabelSelector`, `Condition`, `Time`/`MicroTime`/`Duration`, discovery documents.
+//! - [`core::v1`]: Pod (+ container, volume, affinity files), Service, Endpoints,
+//!   Namespace, Node, ConfigMap, Secret, Event, Binding, ObjectReference.
+//! - [`apps::v1`]: Deployment, ReplicaSet. [`batch::v1`]: Job.
+//!   [`coordination::v1`]: Lease. [`autoscaling::v1`]: Scale.
+//! - [`config::v1`]: the kubeconfig file (kebab-case keys, unknown keys tolerated).
 //! - [`Resource`] (in `resource.rs`): the trait every top-level kind implements
 //!   (group, version, kind, plural, namespaced).
 //! - [`quantity`]: `Quantity` (`100m`, `64Mi`) with exact arithmetic and canonical printing.
-//! - `int_or_string.rs`, `byte_string.rs`: [`IntOrString`] and base64 [`ByteString`].
+//! - [`decode`]: JSON decoding whose errors carry the field path.
+//! - [`labels`] and [`fields`]: selector parsing and matching; [`validation`]: name and
+//!   label syntax checks.
+//! - `int_or_string.rs`, `byte_string.rs`: [`IntOrString`] and base64 [`ByteString`];
+//!   `go_json.rs`: serde glue for Go-like `null` and `omitempty` handling.
 //!
 //! Conventions for every API struct: camelCase keys; `Option` for optional scalars;
 //! plain `Vec`/`BTreeMap` for collections (empty ones are omitted, `null` reads as
@@ -21,6 +30,7 @@ mod byte_string;
 pub mod config;
 pub mod coordination;
 pub mod core;
+pub mod decode;
 pub mod fields;
 mod go_json;
 mod int_or_string;
@@ -32,6 +42,6 @@ pub mod validation;
 
 pub use byte_string::ByteString;
 pub use int_or_string::IntOrString;
-pub use meta::v1::{List, ListMeta, ObjectMeta, WatchEvent};
+pub use meta::v1::{List, ListMeta, MicroTime, ObjectMeta, Time, WatchEvent};
 pub use quantity::Quantity;
 pub use resource::Resource;
