@@ -1,0 +1,128 @@
+//! POST on a collection: create one object.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::json;
+use tug_store::{Op, Precondition, Read, TxnResult};
+
+use super::{
+    admission_error, check_path_segment, check_type_meta, read_object, reconcile_namespace, Req,
+};
+use crate::error::{ApiError, FieldCause, Result};
+use crate::registry::ResourceInfo;
+use crate::state::AppState;
+use crate::{admission, body, object, strategy};
+
+/// How many fresh `generateName` suffixes to try before reporting the collision.
+const GENERATE_NAME_ATTEMPTS: usize = 5;
+
+pub async fn create(state: &AppState, req: &Req, body: Body) -> Result<Response> {
+    let info = req.info();
+    let bytes = body::read(body).await?;
+    let mut obj = body::decode_object(&req.headers, &bytes)?;
+    check_type_meta(info, &mut obj, info.kind, &info.api_version())?;
+    reconcile_namespace(&req.target, &mut obj)?;
+
+    let given_name = object::name(&obj).to_string();
+    let generate_name = object::str_field(&obj, "generateName").to_string();
+    if given_name.is_empty() && generate_name.is_empty() {
+        return Err(ApiError::invalid(
+            info,
+            "",
+            &[FieldCause {
+                field: "metadata.name".into(),
+                reason: "FieldValueRequired".into(),
+                message: "Required value: name or generateName is required".into(),
+            }],
+        ));
+    }
+    if !given_name.is_empty() {
+        check_path_segment("name", &given_name)?;
+    }
+
+    // Server-owned metadata, whatever the client sent.
+    object::set_meta(
+        &mut obj,
+        "uid",
+        Some(json!(uuid::Uuid::new_v4().to_string())),
+    );
+    object::set_meta(&mut obj, "creationTimestamp", Some(json!(object::now())));
+    object::set_meta(&mut obj, "resourceVersion", None);
+    object::set_meta(&mut obj, "deletionTimestamp", None);
+    object::set_meta(&mut obj, "deletionGracePeriodSeconds", None);
+    object::set_meta(&mut obj, "selfLink", None);
+    if info.has_spec {
+        object::set_meta(&mut obj, "generation", Some(json!(1)));
+    } else {
+        object::set_meta(&mut obj, "generation", None);
+    }
+    strategy::prepare_for_create(info, &mut obj);
+
+    if info.namespaced {
+        let ns = object::namespace(&obj).to_string();
+        check_namespace_open(state, info, &ns, &given_name, req.read_mode()).await?;
+    }
+
+    for attempt in 0..GENERATE_NAME_ATTEMPTS {
+        let mut candidate = obj.clone();
+        let name = if given_name.is_empty() {
+            format!("{generate_name}{}", object::name_suffix())
+        } else {
+            given_name.clone()
+        };
+        object::set_meta(&mut candidate, "name", Some(json!(name)));
+        let mut admitted = admission::admit_create(info.kind, candidate)
+            .map_err(|e| admission_error(info, &name, e))?;
+        // Admission normalizes; it must not move the object.
+        object::set_meta(&mut admitted, "name", Some(json!(name)));
+        strategy::finish_create(info, &mut admitted);
+        let bytes = object::encode(&admitted)?;
+        if req.dry_run() {
+            return Ok(req.out.object(StatusCode::CREATED, info, admitted));
+        }
+        let key = info.key(req.target.namespace.as_deref(), &name);
+        match state
+            .store
+            .txn(Op::Put {
+                key,
+                value: bytes,
+                precondition: Precondition::Absent,
+            })
+            .await?
+        {
+            TxnResult::Applied { kv, .. } => {
+                let created = object::decode(&kv)?;
+                return Ok(req.out.object(StatusCode::CREATED, info, created));
+            }
+            TxnResult::Failed { .. } => {
+                if !given_name.is_empty() || attempt + 1 == GENERATE_NAME_ATTEMPTS {
+                    return Err(ApiError::already_exists(info, &name));
+                }
+            }
+        }
+    }
+    Err(ApiError::internal("unreachable: generateName loop ended"))
+}
+
+/// A namespaced object needs an existing namespace that is not being deleted.
+pub async fn check_namespace_open(
+    state: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    read: Read,
+) -> Result<()> {
+    let namespaces =
+        crate::registry::lookup("", "v1", "namespaces").expect("namespaces are served");
+    let Some((ns_obj, _)) = read_object(state, &namespaces.key(None, ns), read).await? else {
+        return Err(ApiError::namespace_not_found(ns));
+    };
+    if object::is_deleting(&ns_obj) || ns_obj["status"]["phase"] == "Terminating" {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            info.qualified()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The HTTP routes: health, version, discovery, metrics and the resource paths, behind
+//! authentication; every unknown path is a 404 Status.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use http::{HeaderValue, Method, StatusCode, Uri};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::negotiate::{json_response, Output};
+use crate::rest::{self, Req, Target};
+use crate::state::AppState;
+use crate::{authn, discovery};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/livez", get(healthz))
+        .route("/readyz", get(readyz))
+        .route(
+            "/version",
+            get(|| async { json_ok(&discovery::version_info()) }),
+        )
+        .route("/metrics", get(metrics))
+        .route(
+            "/api",
+            get(|| async { json_ok(&discovery::api_versions()) }),
+        )
+        .route(
+            "/apis",
+            get(|| async { json_ok(&discovery::api_group_list()) }),
+        )
+        .route(
+            "/api/v1",
+            get(|| async { discovery_doc(discovery::resource_list("", "v1"), "/api/v1") }),
+        )
+        .route("/apis/{group}", get(api_group))
+        .route("/apis/{group}/{version}", get(group_version))
+        .route("/api/v1/{*rest}", any(core_resource))
+        .route("/apis/{group}/{version}/{*rest}", any(group_resource))
+        .fallback(|uri: Uri| async move { ApiError::no_route(uri.path()).into_response() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authn::authenticate,
+        ))
+        .with_state(state)
+}
+
+fn json_ok(v: &Value) -> Response {
+    json_response(StatusCode::OK, v)
+}
+
+fn discovery_doc(doc: Option<Value>, path: &str) -> Response {
+    match doc {
+        Some(d) => json_ok(&d),
+        None => ApiError::no_route(path).into_response(),
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Ready once the initial namespaces exist and the store knows a leader.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !state.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[-]bootstrap: initial namespaces not created yet",
+        )
+            .into_response();
+    }
+    if state.store.status().leader.is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "[-]store: no raft leader").into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state
+        .metrics
+        .render(&state.store.status(), state.store.oldest_revision());
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+async fn api_group(Path(group): Path<String>) -> Response {
+    discovery_doc(discovery::api_group(&group), &format!("/apis/{group}"))
+}
+
+async fn group_version(Path((group, version)): Path<(String, String)>) -> Response {
+    discovery_doc(
+        discovery::resource_list(&group, &version),
+        &format!("/apis/{group}/{version}"),
+    )
+}
+
+async fn core_resource(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    req: Request,
+) -> Response {
+    resource(state, "", "v1", &rest, req).await
+}
+
+async fn group_resource(
+    State(state): State<Arc<AppState>>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    resource(state, &group, &version, &rest, req).await
+}
+
+async fn resource(
+    state: Arc<AppState>,
+    group: &str,
+    version: &str,
+    rest: &str,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(user) = parts.extensions.get::<authn::User>() {
+        tracing::debug!(user = %user.0.user, method = %parts.method, uri = %parts.uri, "request");
+    }
+    let Some(target) = rest::parse_target(group, version, rest) else {
+        return ApiError::no_route(parts.uri.path()).into_response();
+    };
+    let verb = verb_of(&parts.method, &target, &parts.uri);
+    let plural = match &target.subresource {
+        Some(sub) => format!("{}/{sub}", target.info.plural),
+        None => target.info.plural.to_string(),
+    };
+    let resp = match handle(state.clone(), parts, target, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    state.metrics.request(verb, &plural, resp.status().as_u16());
+    resp
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    parts: http::request::Parts,
+    target: Target,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let query: HashMap<String, String> = match parts.uri.query() {
+        None => HashMap::new(),
+        Some(q) => axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request(format!("invalid query string {q:?}: {e}")))?,
+    };
+    let out = Output::negotiate(&parts.headers, &query)?;
+    let req = Req {
+        target,
+        method: parts.method,
+        query,
+        headers: parts.headers,
+        out,
+    };
+    rest::handle(state, req, body).await
+}
+
+/// The Kubernetes verb of a request, for metrics.
+fn verb_of(method: &Method, t: &Target, uri: &Uri) -> &'static str {
+    let watch = t.legacy_watch
+        || uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    match (method.as_str(), t.name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "other",
+    }
+}

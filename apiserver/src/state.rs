@@ -1,0 +1,34 @@
+//! What every request handler shares: the store, authentication data, watch settings,
+//! metrics and the shutdown signal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{watch, Notify};
+use tug_pki::TokenFile;
+
+use crate::metrics::Metrics;
+use crate::rest::WatchConfig;
+
+pub struct AppState {
+    pub store: tug_store::Store,
+    /// Bearer tokens; `None` = tokens are not accepted.
+    pub tokens: Option<TokenFile>,
+    pub watch: WatchConfig,
+    pub metrics: Metrics,
+    /// Nudges the namespace finalizer when a namespace is marked for deletion here.
+    pub namespace_changed: Notify,
+    /// Flips to `true` once on shutdown; long-running tasks (watches) end on it.
+    pub shutdown: watch::Sender<bool>,
+    /// The initial namespaces exist (`/readyz`).
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
