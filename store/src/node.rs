@@ -327,7 +327,9 @@ impl Node {
         if let Some(hs) = ready.hs() {
             store.set_hard_state(hs.clone())?;
         }
-        if !ready.entries().is_empty() || ready.hs().is_some() || ready.must_sync() {
+        // A changed commit index alone needs no fsync (it is re-learned from the leader
+        // after a crash); new entries, term and vote do (`must_sync`).
+        if !ready.entries().is_empty() || ready.must_sync() {
             store.flush()?;
         }
 

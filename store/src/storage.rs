@@ -297,10 +297,12 @@ impl raft::Storage for SledStorage {
             ));
         }
         let data = self.sm.dump().map_err(raft_storage_err)?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = applied;
-        meta.term = self.term_of(applied).map_err(raft_storage_err)?;
-        meta.set_conf_state(self.conf_state.clone());
+        let meta = SnapshotMetadata {
+            index: applied,
+            term: self.term_of(applied).map_err(raft_storage_err)?,
+            conf_state: Some(self.conf_state.clone()).into(),
+            ..Default::default()
+        };
         let mut snap = Snapshot::default();
         snap.set_metadata(meta);
         snap.set_data(data.encode_to_vec().into());
