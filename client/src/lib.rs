@@ -22,6 +22,6 @@ pub mod tls;
 
 pub use api::{Api, Deleted, DynamicApi};
 pub use client::{Body, Client};
-pub use config::{Config, Kubeconfig, LoadOptions};
+pub use config::{Config, Kubeconfig, KubeconfigExt, LoadOptions};
 pub use error::{Error, Result};
 pub use params::{ApiResource, DeleteParams, ListParams, PatchKind, PropagationPolicy};

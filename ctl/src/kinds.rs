@@ -3,6 +3,9 @@
 
 use serde_json::Value;
 use tug_client::ApiResource;
+use tug_proto::apps::v1 as apps;
+use tug_proto::batch::v1 as batch;
+use tug_proto::core::v1 as core;
 
 /// Decodes a manifest into the kind's Rust type, failing with the field path.
 pub type Validate = fn(&Value) -> Result<(), String>;
@@ -59,18 +62,12 @@ impl KindInfo {
     }
 }
 
-/// Decodes `value` as `K` with `deny_unknown_fields` and reports the failing field path.
+/// Decodes `value` as `K` (whose types deny unknown fields) and reports the failing
+/// field path, e.g. `spec.replicas: invalid type: string "two", expected i32`.
 pub fn strict<K: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String> {
-    serde_path_to_error::deserialize::<_, K>(value)
+    tug_proto::decode::from_value::<K>(value.clone())
         .map(|_| ())
-        .map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." || path.is_empty() {
-                e.into_inner().to_string()
-            } else {
-                format!("{path}: {}", e.into_inner())
-            }
-        })
+        .map_err(|e| e.to_string())
 }
 
 macro_rules! kind {
@@ -89,162 +86,28 @@ macro_rules! kind {
 }
 
 /// Every kind the CLI can resolve without asking the server.
+#[rustfmt::skip]
 pub static KINDS: &[KindInfo] = &[
-    kind!("", "v1", "Pod", "pods", "pod", ["po"], true, None),
-    kind!(
-        "",
-        "v1",
-        "Service",
-        "services",
-        "service",
-        ["svc"],
-        true,
-        None
-    ),
-    kind!(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        "namespace",
-        ["ns"],
-        false,
-        None
-    ),
-    kind!("", "v1", "Node", "nodes", "node", ["no"], false, None),
-    kind!(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        ["cm"],
-        true,
-        None
-    ),
-    kind!("", "v1", "Secret", "secrets", "secret", [], true, None),
-    kind!("", "v1", "Event", "events", "event", ["ev"], true, None),
-    kind!(
-        "",
-        "v1",
-        "Endpoints",
-        "endpoints",
-        "endpoints",
-        ["ep"],
-        true,
-        None
-    ),
-    kind!(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        ["sa"],
-        true,
-        None
-    ),
-    kind!(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        "deployment",
-        ["deploy"],
-        true,
-        None
-    ),
-    kind!(
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        "replicaset",
-        ["rs"],
-        true,
-        None
-    ),
-    kind!(
-        "apps",
-        "v1",
-        "StatefulSet",
-        "statefulsets",
-        "statefulset",
-        ["sts"],
-        true,
-        None
-    ),
-    kind!(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        "daemonset",
-        ["ds"],
-        true,
-        None
-    ),
-    kind!("batch", "v1", "Job", "jobs", "job", [], true, None),
-    kind!(
-        "batch",
-        "v1",
-        "CronJob",
-        "cronjobs",
-        "cronjob",
-        ["cj"],
-        true,
-        None
-    ),
-    kind!(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        "lease",
-        [],
-        true,
-        Some(strict::<tug_proto::coordination::v1::Lease>)
-    ),
-    kind!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        "role",
-        [],
-        true,
-        None
-    ),
-    kind!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        "clusterrole",
-        [],
-        false,
-        None
-    ),
-    kind!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        "rolebinding",
-        [],
-        true,
-        None
-    ),
-    kind!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        [],
-        false,
-        None
-    ),
+    kind!("", "v1", "Pod", "pods", "pod", ["po"], true, Some(strict::<core::Pod>)),
+    kind!("", "v1", "Service", "services", "service", ["svc"], true, Some(strict::<core::Service>)),
+    kind!("", "v1", "Namespace", "namespaces", "namespace", ["ns"], false, Some(strict::<core::Namespace>)),
+    kind!("", "v1", "Node", "nodes", "node", ["no"], false, Some(strict::<core::Node>)),
+    kind!("", "v1", "ConfigMap", "configmaps", "configmap", ["cm"], true, Some(strict::<core::ConfigMap>)),
+    kind!("", "v1", "Secret", "secrets", "secret", [], true, Some(strict::<core::Secret>)),
+    kind!("", "v1", "Event", "events", "event", ["ev"], true, Some(strict::<core::Event>)),
+    kind!("", "v1", "Endpoints", "endpoints", "endpoints", ["ep"], true, Some(strict::<core::Endpoints>)),
+    kind!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], true, None),
+    kind!("apps", "v1", "Deployment", "deployments", "deployment", ["deploy"], true, Some(strict::<apps::Deployment>)),
+    kind!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", ["rs"], true, Some(strict::<apps::ReplicaSet>)),
+    kind!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", ["sts"], true, None),
+    kind!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", ["ds"], true, None),
+    kind!("batch", "v1", "Job", "jobs", "job", [], true, Some(strict::<batch::Job>)),
+    kind!("batch", "v1", "CronJob", "cronjobs", "cronjob", ["cj"], true, None),
+    kind!("coordination.k8s.io", "v1", "Lease", "leases", "lease", [], true, Some(strict::<tug_proto::coordination::v1::Lease>)),
+    kind!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", [], true, None),
+    kind!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", [], false, None),
+    kind!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", [], true, None),
+    kind!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", [], false, None),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -331,6 +331,18 @@ metadata: {}
     }
 
     #[test]
+    fn a_bad_deployment_field_is_reported_before_anything_is_sent() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\
+            apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: two\n";
+        let r = parse("manifests/x.yaml", text, Mode::Strict);
+        assert!(r[0].is_ok());
+        assert_eq!(
+            r[1].as_ref().unwrap_err().to_string(),
+            "manifests/x.yaml: document 2 (Deployment \"web\"): spec.replicas: invalid type: string \"two\", expected i32"
+        );
+    }
+
+    #[test]
     fn namespace_is_taken_from_the_document() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: team}\n";
         let m = parse("c.yaml", text, Mode::Strict).remove(0).unwrap();
