@@ -169,3 +169,6 @@ pub fn admit_update(kind: &str, obj: Value, old: &Value) -> Result<Value> {
     }
     finish(kind, obj, errs)
 }
+
+#[cfg(test)]
+mod tests;

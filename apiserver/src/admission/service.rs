@@ -146,9 +146,14 @@ pub fn carry_over(new: &mut Value, old: &Value) {
         if p.get("nodePort").is_some() {
             return;
         }
-        let same = old_ports.iter().find(|o| {
-            o.get("port") == p.get("port") && str_at(o, "protocol") == str_at(p, "protocol")
-        });
+        // Defaults come later, so an unset protocol means TCP here.
+        let protocol = |x: &Value| match str_at(x, "protocol") {
+            "" => "TCP".to_string(),
+            other => other.to_string(),
+        };
+        let same = old_ports
+            .iter()
+            .find(|o| o.get("port") == p.get("port") && protocol(o) == protocol(p));
         if let Some(np) = same.and_then(|o| o.get("nodePort")) {
             p["nodePort"] = np.clone();
         }
