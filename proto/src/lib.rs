@@ -5,9 +5,10 @@
 //! - [`meta::v1`]: `ObjectMeta`, `List<T>`, `WatchEvent<T>`, `Status`, `DeleteOptions`,
 //!   `LabelSelector`, `Condition`, `Time`/`MicroTime`/`Duration`, discovery documents.
 //! - [`core::v1`]: Pod (+ container, volume, affinity files), Service, Endpoints,
-//!   Namespace, Node, ConfigMap, Secret, Event, Binding, ObjectReference.
+//!   Namespace, Node, ConfigMap, Secret, Event, ServiceAccount, Binding, ObjectReference.
 //! - [`apps::v1`]: Deployment, ReplicaSet. [`batch::v1`]: Job.
-//!   [`coordination::v1`]: Lease. [`autoscaling::v1`]: Scale.
+//!   [`coordination::v1`]: Lease. [`autoscaling::v1`]: Scale. [`rbac::v1`]: Role,
+//!   ClusterRole, RoleBinding, ClusterRoleBinding.
 //! - [`config::v1`]: the kubeconfig file (kebab-case keys, unknown keys tolerated).
 //! - [`Resource`] (in `resource.rs`): the trait every top-level kind implements
 //!   (group, version, kind, plural, namespaced).
@@ -37,6 +38,7 @@ mod int_or_string;
 pub mod labels;
 pub mod meta;
 pub mod quantity;
+pub mod rbac;
 mod resource;
 pub mod validation;
 

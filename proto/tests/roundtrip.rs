@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use tug_proto::apps::v1::{Deployment, ReplicaSet};
 use tug_proto::batch::v1::Job;
 use tug_proto::coordination::v1::Lease;
-use tug_proto::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service};
+use tug_proto::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
+use tug_proto::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tug_proto::{decode, IntOrString, List, Quantity, Resource, WatchEvent};
 
 /// Drops what Go's `omitempty` drops (null, `{}`, `[]`), so that "absent" and "empty"
@@ -83,6 +86,11 @@ fn check_any(doc: &Value, what: &str) {
         "ReplicaSet" => check::<ReplicaSet>(doc, what),
         "Job" => check::<Job>(doc, what),
         "Lease" => check::<Lease>(doc, what),
+        "ServiceAccount" => check::<ServiceAccount>(doc, what),
+        "Role" => check::<Role>(doc, what),
+        "ClusterRole" => check::<ClusterRole>(doc, what),
+        "RoleBinding" => check::<RoleBinding>(doc, what),
+        "ClusterRoleBinding" => check::<ClusterRoleBinding>(doc, what),
         other => panic!("{what}: no test mapping for kind {other:?}"),
     }
 }
@@ -383,6 +391,20 @@ fn resource_constants_match_kubernetes() {
                 "Lease",
                 "leases",
                 true,
+            ),
+        ),
+        (
+            row::<ServiceAccount>(),
+            ("", "v1", "ServiceAccount", "serviceaccounts", true),
+        ),
+        (
+            row::<ClusterRoleBinding>(),
+            (
+                "rbac.authorization.k8s.io",
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
             ),
         ),
     ];

@@ -12,6 +12,7 @@ mod object_reference;
 mod pod;
 mod secret;
 mod service;
+mod service_account;
 mod volume;
 
 pub use affinity::*;
@@ -26,4 +27,5 @@ pub use object_reference::*;
 pub use pod::*;
 pub use secret::*;
 pub use service::*;
+pub use service_account::*;
 pub use volume::*;
