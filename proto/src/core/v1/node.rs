@@ -177,3 +177,13 @@ pub struct AttachedVolume {
     pub name: String,
     pub device_path: String,
 }
+
+impl Node {
+    /// Whether the `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True")
+    }
+}

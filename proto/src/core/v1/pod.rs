@@ -397,3 +397,33 @@ pub struct VolumeMountStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recursive_read_only: Option<String>,
 }
+
+impl Pod {
+    /// `status.phase`, or `""` before the node agent reports one.
+    pub fn phase(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("")
+    }
+
+    /// Whether the `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.condition("Ready"))
+            .is_some_and(|c| c.status == "True")
+    }
+
+    /// `spec.nodeName`, set once the pod is bound to a node.
+    pub fn node_name(&self) -> Option<&str> {
+        self.spec.as_ref().and_then(|s| s.node_name.as_deref())
+    }
+}
+
+impl PodStatus {
+    /// The condition of the given type (`PodScheduled`, `Ready`, ...), if present.
+    pub fn condition(&self, type_: &str) -> Option<&PodCondition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}

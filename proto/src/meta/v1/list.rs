@@ -22,10 +22,7 @@ pub struct ListMeta {
 /// A list of objects, e.g. `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-#[serde(bound(
-    serialize = "T: Serialize",
-    deserialize = "T: Deserialize<'de> + Default"
-))]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
 pub struct List<T> {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub api_version: String,

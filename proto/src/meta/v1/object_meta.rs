@@ -97,3 +97,33 @@ pub struct OwnerReference {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_owner_deletion: Option<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metadata_serializes_to_an_empty_object() {
+        assert_eq!(serde_json::to_string(&ObjectMeta::default()).unwrap(), "{}");
+        let m = ObjectMeta::namespaced("prod", "web");
+        assert_eq!((m.namespace(), m.name()), ("prod", "web"));
+        assert_eq!(ObjectMeta::default().name(), "");
+    }
+
+    #[test]
+    fn controller_ref_finds_the_controlling_owner() {
+        let mut m = ObjectMeta::named("web-1");
+        m.owner_references = vec![
+            OwnerReference {
+                name: "other".into(),
+                ..Default::default()
+            },
+            OwnerReference {
+                name: "web".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(m.controller_ref().unwrap().name, "web");
+    }
+}
