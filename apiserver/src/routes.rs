@@ -29,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { json_ok(&discovery::version_info()) }),
         )
         .route("/metrics", get(metrics))
+        .route("/openapi/v2", get(openapi_v2))
         .route(
             "/api",
             get(|| async { json_ok(&discovery::api_versions()) }),
@@ -99,6 +100,31 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     resp
+}
+
+/// An empty OpenAPI v2 document. kubectl downloads it before validating manifests
+/// (client-side validation then finds no schema and skips; the server validates
+/// strictly anyway). TODO: publish real schemas so `kubectl explain` works.
+async fn openapi_v2(headers: http::HeaderMap) -> Response {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("protobuf") {
+        // The empty protobuf message is a valid, empty `openapi_v2.Document`.
+        let mut resp = (StatusCode::OK, Vec::<u8>::new()).into_response();
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+        );
+        return resp;
+    }
+    json_ok(&serde_json::json!({
+        "swagger": "2.0",
+        "info": {"title": "tug", "version": "v1"},
+        "paths": {},
+        "definitions": {},
+    }))
 }
 
 async fn api_group(Path(group): Path<String>) -> Response {

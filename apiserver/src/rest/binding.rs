@@ -1,4 +1,5 @@
-//! `POST pods/{name}/binding`: the scheduler's way to assign a pod to a node.
+//! `POST pods/{name}/binding` (and the older `POST namespaces/{ns}/bindings`): the
+//! scheduler's way to assign a pod to a node.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -14,11 +15,23 @@ use crate::{body, object, strategy};
 
 pub async fn bind(state: &AppState, req: &Req, body: Body) -> Result<Response> {
     let info = req.info();
-    let name = req.target.name().to_string();
     let bytes = body::read(body).await?;
     let mut binding = body::decode_object(&req.headers, &bytes)?;
     check_type_meta(info, &mut binding, "Binding", "v1")?;
     let binding_name = object::name(&binding);
+    // The collection form names the pod in the body only.
+    let name = match &req.target.name {
+        Some(n) => n.clone(),
+        None if !binding_name.is_empty() => {
+            super::check_path_segment("name", binding_name)?;
+            binding_name.to_string()
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "a Binding posted to bindings must name the pod in metadata.name",
+            ))
+        }
+    };
     if !binding_name.is_empty() && binding_name != name {
         return Err(ApiError::bad_request(format!(
             "the name of the Binding ({binding_name}) does not match the pod on the URL ({name})"
@@ -40,7 +53,7 @@ pub async fn bind(state: &AppState, req: &Req, body: Body) -> Result<Response> {
             }],
         ));
     }
-    let key = req.target.key();
+    let key = info.key(req.target.namespace.as_deref(), &name);
     let mut bound = false;
     for _ in 0..MAX_RETRIES {
         let Some((mut pod, kv)) = read_object(state, &key, Read::Linearizable).await? else {

@@ -66,6 +66,14 @@ pub fn parse_target(group: &str, version: &str, rest: &str) -> Option<Target> {
     }
     let lookup = |plural: &str| registry::lookup(group, version, plural);
     let target = match segs.as_slice() {
+        // The older collection form of pods/{name}/binding.
+        ["namespaces", ns, "bindings"] if group.is_empty() => Target {
+            info: lookup("pods")?,
+            namespace: Some((*ns).to_string()),
+            name: None,
+            subresource: Some("binding".to_string()),
+            legacy_watch,
+        },
         // `namespaces/{ns}/{plural}...`, unless the third segment is a subresource of
         // the namespace itself (`namespaces/x/status`).
         ["namespaces", ns, plural, tail @ ..]
@@ -182,7 +190,7 @@ pub async fn handle(state: Arc<AppState>, req: Req, body: Body) -> Result<Respon
         (&Method::PATCH, true, Some("scale")) if t.info.scale => {
             scale::patch(&state, &req, body).await
         }
-        (&Method::POST, true, Some("binding")) if t.info.plural == "pods" => {
+        (&Method::POST, _, Some("binding")) if t.info.plural == "pods" => {
             binding::bind(&state, &req, body).await
         }
         (_, true, Some("log" | "exec" | "attach" | "portforward")) if t.info.plural == "pods" => {
