@@ -154,7 +154,8 @@ mod tests {
 
     #[test]
     fn status_bodies_are_decoded_and_classified() {
-        let cases: [(u16, &str, fn(&Error) -> bool); 5] = [
+        type Check = fn(&Error) -> bool;
+        let cases: [(u16, &str, Check); 5] = [
             (
                 404,
                 r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"x\" not found","reason":"NotFound","code":404}"#,

@@ -12,16 +12,34 @@
 //! - `api.rs`: [`Api<K>`] typed verbs (get/list/create/replace/patch/delete/watch and
 //!   subresources) and [`DynamicApi`] on `serde_json::Value`.
 //! - `error.rs`: [`Error`], with the server's `Status` for API errors.
+//! - `watcher.rs`: [`watcher()`], list + watch as one stream of [`watcher::Event`]s with
+//!   re-list on 410 Gone and back-off.
+//! - `store.rs`: the cache, one [`Writer`] and many [`Store`] readers, keyed by
+//!   [`ObjectKey`].
+//! - `queue.rs`: [`WorkQueue`], deduplicating, delaying, rate-limited.
+//! - `informer.rs`: [`Informer`], watcher -> cache -> keys into queues.
+//! - `controller.rs`: [`controller::run`], workers reconciling keys, returning
+//!   [`Action`].
 
 mod api;
 mod client;
 pub mod config;
+pub mod controller;
 mod error;
+mod informer;
 mod params;
+mod queue;
+mod store;
 pub mod tls;
+pub mod watcher;
 
 pub use api::{Api, Deleted, DynamicApi};
 pub use client::{Body, Client};
 pub use config::{Config, Kubeconfig, KubeconfigExt, LoadOptions};
+pub use controller::Action;
 pub use error::{Error, Result};
+pub use informer::Informer;
 pub use params::{ApiResource, DeleteParams, ListParams, PatchKind, PropagationPolicy};
+pub use queue::{RateLimit, WorkQueue};
+pub use store::{ObjectKey, Store, Writer};
+pub use watcher::watcher;
