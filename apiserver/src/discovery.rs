@@ -24,7 +24,6 @@ const STATUS: &[&str] = &["get", "patch", "update"];
 const CREATE: &[&str] = &["create"];
 const GET: &[&str] = &["get"];
 const CREATE_GET: &[&str] = &["create", "get"];
-const UPDATE: &[&str] = &["update"];
 
 /// One entry of an APIResourceList.
 struct ApiResource {
@@ -108,7 +107,6 @@ const CORE_V1: &[ApiResource] = &[
         &["ns"],
         &[],
     ),
-    sub("namespaces/finalize", false, "Namespace", UPDATE),
     sub("namespaces/status", false, "Namespace", STATUS),
     res("nodes", "node", false, "Node", ALL, &["no"], &[]),
     sub("nodes/status", false, "Node", STATUS),

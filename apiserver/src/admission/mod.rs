@@ -8,15 +8,17 @@
 //! Layout: `decode` (typed round trip), `field` (field errors), `names` (name syntax),
 //! `access` (JSON field access), `meta` (ObjectMeta and label selectors), and one file
 //! per kind family: `pod`, `service` (and Endpoints), `workloads` (Deployment,
-//! ReplicaSet, Job, Scale), `config` (ConfigMap, Secret), `namespace`.
+//! ReplicaSet, Job, Scale), `config` (ConfigMap, Secret), `namespace`, `node`, `lease`.
 
 mod access;
 mod config;
 mod decode;
 mod field;
+mod lease;
 mod meta;
 mod names;
 mod namespace;
+mod node;
 mod pod;
 mod service;
 mod workloads;
@@ -108,6 +110,8 @@ fn validate(kind: &str, obj: &Value, errs: &mut Errors) {
         "ReplicaSet" => workloads::validate_replicaset(obj, errs),
         "Job" => workloads::validate_job(obj, errs),
         "Scale" => workloads::validate_scale(obj, errs),
+        "Node" => node::validate_node(obj, errs),
+        "Lease" => lease::validate_lease(obj, errs),
         "Binding" => {
             let target = &obj["target"];
             if access::str_at(target, "name").is_empty() {
@@ -161,6 +165,7 @@ pub fn admit_update(kind: &str, obj: Value, old: &Value) -> Result<Value> {
     match kind {
         "Pod" => pod::validate_update(&obj, old, &mut errs),
         "Service" => service::validate_update(&obj, old, &mut errs),
+        "Node" => node::validate_update(&obj, old, &mut errs),
         "Deployment" | "ReplicaSet" | "Job" => {
             workloads::validate_update(kind, &obj, old, &mut errs)
         }

@@ -211,6 +211,7 @@ fn quantity(v: &Value) -> Option<Quantity> {
 /// `ValidatePodSpec` at `path` (`spec` or `spec.template.spec`).
 pub fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errors) {
     let volumes = validate_volumes(spec, path, errs);
+    let host_network = spec.get("hostNetwork") == Some(&Value::Bool(true));
     let mut names = HashSet::new();
     let containers = list_at(spec, "containers");
     if containers.is_empty() {
@@ -218,14 +219,14 @@ pub fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errors) {
     }
     for (i, c) in list_at(spec, "initContainers").iter().enumerate() {
         let p = format!("{path}.initContainers[{i}]");
-        validate_container(c, &p, &volumes, &mut names, errs);
+        validate_container(c, &p, host_network, &volumes, &mut names, errs);
         if let Some(rp) = c.get("restartPolicy") {
             errs.one_of(&format!("{p}.restartPolicy"), Some(rp), &["Always"]);
         }
     }
     for (i, c) in containers.iter().enumerate() {
         let p = format!("{path}.containers[{i}]");
-        validate_container(c, &p, &volumes, &mut names, errs);
+        validate_container(c, &p, host_network, &volumes, &mut names, errs);
         if c.get("restartPolicy").is_some() {
             errs.forbidden(
                 &format!("{p}.restartPolicy"),
@@ -348,6 +349,7 @@ fn validate_volumes(spec: &Value, path: &str, errs: &mut Errors) -> HashSet<Stri
 fn validate_container(
     c: &Value,
     path: &str,
+    host_network: bool,
     volumes: &HashSet<String>,
     seen_names: &mut HashSet<String>,
     errs: &mut Errors,
@@ -374,7 +376,7 @@ fn validate_container(
         c.get("terminationMessagePolicy"),
         &["File", "FallbackToLogsOnError"],
     );
-    validate_ports(c, path, errs);
+    validate_ports(c, path, host_network, errs);
     validate_env(c, path, errs);
     validate_resources(c, path, errs);
     let mut mount_paths = HashSet::new();
@@ -416,7 +418,7 @@ fn validate_port_number(v: Option<&Value>, path: &str, required: bool, errs: &mu
     }
 }
 
-fn validate_ports(c: &Value, path: &str, errs: &mut Errors) {
+fn validate_ports(c: &Value, path: &str, host_network: bool, errs: &mut Errors) {
     let mut names_seen = HashSet::new();
     for (i, port) in list_at(c, "ports").iter().enumerate() {
         let p = format!("{path}.ports[{i}]");
@@ -434,6 +436,19 @@ fn validate_ports(c: &Value, path: &str, errs: &mut Errors) {
             errs,
         );
         validate_port_number(port.get("hostPort"), &format!("{p}.hostPort"), false, errs);
+        // With the host's network namespace the container port is the host port.
+        if host_network {
+            if let Some(hp) = port
+                .get("hostPort")
+                .filter(|hp| *hp != &port["containerPort"])
+            {
+                errs.invalid(
+                    &format!("{p}.hostPort"),
+                    hp,
+                    "must match `containerPort` when `hostNetwork` is true",
+                );
+            }
+        }
         errs.one_of(&format!("{p}.protocol"), port.get("protocol"), PROTOCOLS);
     }
 }
@@ -457,6 +472,9 @@ fn validate_env(c: &Value, path: &str, errs: &mut Errors) {
                 "may not be specified when `value` is not empty",
             );
         }
+        if let Some(fp) = from.pointer("/fieldRef/fieldPath") {
+            validate_env_field_path(fp, &format!("{p}.valueFrom.fieldRef.fieldPath"), errs);
+        }
         let n = ENV_SOURCES
             .iter()
             .filter(|s| from.get(**s).is_some())
@@ -473,6 +491,32 @@ fn validate_env(c: &Value, path: &str, errs: &mut Errors) {
                 "may not have more than one field specified at a time",
             ),
         }
+    }
+}
+
+/// Pod fields the downward API can put in an environment variable.
+const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+fn validate_env_field_path(fp: &Value, path: &str, errs: &mut Errors) {
+    let s = fp.as_str().unwrap_or("");
+    // `metadata.labels['key']` and `metadata.annotations['key']` select one entry.
+    let subscript = ["metadata.labels['", "metadata.annotations['"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p)?.strip_suffix("']"));
+    match subscript {
+        Some(key) => errs.invalid_each(path, key, names::qualified_name(key)),
+        None if ENV_FIELD_PATHS.contains(&s) => {}
+        None => errs.not_supported(path, fp, ENV_FIELD_PATHS),
     }
 }
 
