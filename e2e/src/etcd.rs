@@ -103,7 +103,10 @@ impl EtcdCluster {
     }
 
     /// A KV client on one member.
-    pub async fn kv(&self, url: &str) -> Result<pb::kv_client::KvClient<tonic::transport::Channel>> {
+    pub async fn kv(
+        &self,
+        url: &str,
+    ) -> Result<pb::kv_client::KvClient<tonic::transport::Channel>> {
         let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
             .connect_timeout(Duration::from_secs(2))
             .connect()

@@ -1,1 +1,13 @@
-//! placeholder
+//! tug's end-to-end harness and benchmark building blocks.
+//!
+//! # Layout
+//! - `load`: a bounded closed-loop load generator (throughput, p50/p99).
+//! - `etcd`: a 3-member etcd cluster on loopback, the store benchmark's yardstick.
+//! - `tugcp`: a tug control plane as separate `tug-apiserver` processes on loopback.
+//! - `ports`: loopback port picking.
+//!
+//! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
+
+pub mod etcd;
+pub mod load;
+pub mod ports;
