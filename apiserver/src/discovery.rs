@@ -239,6 +239,80 @@ fn resource_json(r: &ApiResource) -> Value {
     v
 }
 
+/// The Content-Type of [`aggregated`] documents; kubectl asks for it first in `Accept`
+/// and falls back to the per-group documents when the server answers plain JSON.
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2` APIGroupDiscoveryList): for `GET /api`
+/// when `legacy` (the core group) and `GET /apis` otherwise, when the client's Accept
+/// asks for [`AGGREGATED_CONTENT_TYPE`]. One request replaces one per group version.
+pub fn aggregated(legacy: bool) -> Value {
+    let groups: Vec<(&str, &str, &[ApiResource])> = if legacy {
+        vec![("", "v1", CORE_V1)]
+    } else {
+        GROUPS.to_vec()
+    };
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, version, resources)| {
+            json!({
+                "metadata": {"name": group, "creationTimestamp": null},
+                "versions": [{
+                    "version": version,
+                    "resources": aggregated_resources(group, version, resources),
+                    "freshness": "Current",
+                }],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn aggregated_resources(group: &str, version: &str, resources: &[ApiResource]) -> Vec<Value> {
+    let response_kind = |r: &ApiResource| {
+        let (g, v) = r.group_version.unwrap_or((group, version));
+        json!({"group": g, "version": v, "kind": r.kind})
+    };
+    resources
+        .iter()
+        .filter(|r| !r.name.contains('/'))
+        .map(|r| {
+            let prefix = format!("{}/", r.name);
+            let subresources: Vec<Value> = resources
+                .iter()
+                .filter_map(|s| {
+                    let sub = s.name.strip_prefix(&prefix)?;
+                    Some(json!({"subresource": sub, "responseKind": response_kind(s), "verbs": s.verbs}))
+                })
+                .collect();
+            let mut v = json!({
+                "resource": r.name,
+                "responseKind": response_kind(r),
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": r.verbs,
+            });
+            let obj = v.as_object_mut().expect("json! object");
+            if !r.short_names.is_empty() {
+                obj.insert("shortNames".into(), json!(r.short_names));
+            }
+            if !r.categories.is_empty() {
+                obj.insert("categories".into(), json!(r.categories));
+            }
+            if !subresources.is_empty() {
+                obj.insert("subresources".into(), json!(subresources));
+            }
+            v
+        })
+        .collect()
+}
+
 /// `GET /version`.
 pub fn version_info() -> Value {
     json!({
@@ -347,6 +421,42 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want}");
         }
+    }
+
+    #[test]
+    fn aggregated_discovery_nests_subresources() {
+        let core = aggregated(true);
+        assert_eq!(core["kind"], "APIGroupDiscoveryList");
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        let subs: Vec<&str> = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["subresource"].as_str().unwrap())
+            .collect();
+        assert_eq!(subs, vec!["binding", "exec", "log", "status"]);
+
+        let apis = aggregated(false);
+        let names: Vec<&str> = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["apps", "batch", "coordination.k8s.io"]);
+        let deploy = &apis["items"][0]["versions"][0]["resources"][0];
+        assert_eq!(deploy["resource"], "deployments");
+        assert_eq!(
+            deploy["subresources"][0],
+            json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
+        );
     }
 
     #[test]
