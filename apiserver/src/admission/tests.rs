@@ -693,3 +693,35 @@ fn put_without_server_set_fields_keeps_them() {
     let got = admit_update("Job", put, &old_job).unwrap();
     assert_eq!(got["spec"]["selector"], old_job["spec"]["selector"]);
 }
+
+#[test]
+fn every_seed_manifest_is_admitted() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, doc) in yaml_serde::Deserializer::from_str(&text).enumerate() {
+            let mut obj: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if obj.is_null() {
+                continue;
+            }
+            let kind = obj["kind"].as_str().unwrap().to_string();
+            let meta = obj["metadata"].as_object_mut().unwrap();
+            meta.insert("uid".into(), json!(format!("uid-{i}")));
+            if !["Namespace", "Node"].contains(&kind.as_str()) {
+                meta.entry("namespace").or_insert(json!("default"));
+            }
+            let admitted = admit_create(&kind, obj)
+                .unwrap_or_else(|e| panic!("{} document {i} ({kind}): {e}", file.display()));
+            let again = admit_update(&kind, admitted.clone(), &admitted)
+                .unwrap_or_else(|e| panic!("{} document {i} ({kind}) update: {e}", file.display()));
+            assert_eq!(again, admitted, "{} document {i}", file.display());
+        }
+    }
+}
