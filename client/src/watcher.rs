@@ -107,6 +107,14 @@ pub fn watcher<K: Resource>(
     api: Api<K>,
     config: Config,
 ) -> impl Stream<Item = Result<Event<K>, Error>> + Send + 'static {
+    stream_from(api, config, State::Empty)
+}
+
+fn stream_from<K: Resource>(
+    api: Api<K>,
+    config: Config,
+    initial: State<K>,
+) -> impl Stream<Item = Result<Event<K>, Error>> + Send + 'static {
     let mut lp = config.list_params.clone();
     // A server-side timeout ends every watch within ~5 minutes, so a connection that
     // died silently cannot stall the watcher forever.
@@ -115,7 +123,7 @@ pub fn watcher<K: Resource>(
     }
     lp.allow_bookmarks = true;
     futures::stream::unfold(
-        (api, lp, config.backoff, State::<K>::Empty),
+        (api, lp, config.backoff, initial),
         |(api, lp, mut backoff, state)| async move {
             let mut state = state;
             loop {
@@ -197,6 +205,83 @@ pub fn watcher<K: Resource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tug_proto::core::v1::ConfigMap;
+
+    async fn next<S: Stream<Item = Result<Event<ConfigMap>, Error>> + Unpin>(
+        s: &mut S,
+    ) -> Event<ConfigMap> {
+        tokio::time::timeout(Duration::from_secs(30), s.next())
+            .await
+            .expect("an event in time")
+            .expect("the watcher never ends")
+            .expect("no error")
+    }
+
+    fn cm(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: tug_proto::ObjectMeta::named(name),
+            ..Default::default()
+        }
+        .with_type_meta()
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_expired_is_replaced_by_a_relist() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = tug_apiserver::testing::TestOptions {
+            history_limit: 5,
+            ..Default::default()
+        };
+        let server = tug_apiserver::testing::single_with(dir.path(), opts).await;
+        let config = crate::Config::from_kubeconfig_file(&server.kubeconfig).unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(crate::Client::new(config).unwrap(), "default");
+        let old = api.create(&cm("old")).await.unwrap();
+        for i in 0..10 {
+            api.create(&cm(&format!("c{i}"))).await.unwrap();
+        }
+        // Resume from a version the server has compacted away.
+        let rv = old.metadata.resource_version.unwrap();
+        let mut events = Box::pin(stream_from(
+            api.clone(),
+            Config::default(),
+            State::InitWatch(rv),
+        ));
+        match next(&mut events).await {
+            Event::Restarted(all) => assert_eq!(all.len(), 11),
+            other => panic!("expected a re-list, got {other:?}"),
+        }
+        api.create(&cm("after")).await.unwrap();
+        match next(&mut events).await {
+            Event::Applied(o) => assert_eq!(o.metadata.name(), "after"),
+            other => panic!("expected the new object, got {other:?}"),
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_watch_the_server_ends_is_resumed_without_losing_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = tug_apiserver::testing::single(dir.path()).await;
+        let config = crate::Config::from_kubeconfig_file(&server.kubeconfig).unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(crate::Client::new(config).unwrap(), "default");
+        let mut wc = Config::default();
+        wc.list_params.timeout_seconds = Some(1);
+        let mut events = Box::pin(watcher(api.clone(), wc));
+        assert!(matches!(next(&mut events).await, Event::Restarted(v) if v.is_empty()));
+        // Outlive several server-side watch timeouts.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        api.create(&cm("late")).await.unwrap();
+        api.delete("late", &crate::DeleteParams::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(next(&mut events).await, Event::Applied(o) if o.metadata.name() == "late")
+        );
+        assert!(
+            matches!(next(&mut events).await, Event::Deleted(o) if o.metadata.name() == "late")
+        );
+        server.shutdown().await;
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
