@@ -98,8 +98,9 @@ pub struct NamedAuthInfo {
     pub user: AuthInfo,
 }
 
-/// Credentials: a client certificate, a bearer token, or basic auth.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Credentials: a client certificate, a bearer token, or basic auth. `Debug` redacts
+/// the token and password.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct AuthInfo {
     /// Path to a PEM client certificate.
@@ -129,6 +130,23 @@ pub struct AuthInfo {
     pub auth_provider: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
     pub extensions: Vec<serde_json::Value>,
+}
+
+impl std::fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AuthInfo")
+            .field("client_certificate", &self.client_certificate)
+            .field("client_certificate_data", &self.client_certificate_data)
+            .field("client_key", &self.client_key)
+            .field("client_key_data", &self.client_key_data)
+            .field("token", &redacted(&self.token))
+            .field("token_file", &self.token_file)
+            .field("impersonate", &self.impersonate)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -254,6 +272,10 @@ preferences: {}
         );
         assert_eq!(r.user.client_key_data.as_ref().unwrap().0, b"KEY");
         assert_eq!(r.user.token.as_deref(), Some("abc"));
+        assert!(
+            !format!("{:?}", r.user).contains("abc"),
+            "Debug must redact the token"
+        );
         assert_eq!(r.namespace, Some("prod"));
     }
 
