@@ -1,0 +1,1 @@
+//! tug-controllers (being written)

@@ -1,0 +1,1 @@
+//! tug-scheduler (being written)
