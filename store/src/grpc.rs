@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use protobuf::Message as _;
 use raft::prelude::Message;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
@@ -45,14 +45,16 @@ pub(crate) async fn open(cfg: Config, listener: TcpListener) -> Result<Store> {
     let transport = Arc::new(GrpcTransport::new(&cfg)?);
     let tls = cfg.peer_tls.clone();
     let store = Store::open_with_transport(cfg, transport).await?;
+    let (stop, stopped) = watch::channel(false);
     let service = PeerServer::new(PeerService {
         store: Arc::downgrade(&store.inner),
+        stopped: stopped.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
-    let (stop, stopped) = oneshot::channel::<()>();
+    let mut stopped_rx = stopped;
     let shutdown = async move {
-        let _ = stopped.await;
+        let _ = stopped_rx.wait_for(|s| *s).await;
     };
     let router = tonic::transport::Server::builder().add_service(service);
     let task = match tls {
@@ -153,6 +155,9 @@ fn tls_incoming(
 struct PeerService {
     /// Weak, so a dropped `Store` is not kept alive by its own server.
     store: Weak<Inner>,
+    /// Becomes true on shutdown: ends the long-lived peer streams, which would otherwise
+    /// hold the server's graceful shutdown open.
+    stopped: watch::Receiver<bool>,
 }
 
 impl PeerService {
@@ -160,24 +165,61 @@ impl PeerService {
         self.store
             .upgrade()
             .map(|inner| Store { inner })
-            .ok_or_else(|| Status::unavailable("replica is shutting down"))
+            .ok_or_else(|| retry_safe("replica is shutting down"))
     }
+}
+
+/// Marks a status whose request was certainly not proposed, so the caller may retry it.
+const RETRY_SAFE: &str = "tug-retry-safe";
+
+fn retry_safe(message: impl Into<String>) -> Status {
+    let mut status = Status::unavailable(message);
+    status
+        .metadata_mut()
+        .insert(RETRY_SAFE, tonic::metadata::MetadataValue::from_static("1"));
+    status
 }
 
 fn to_status(e: Error) -> Status {
     match e {
-        // The follower retries these against whoever is leader next.
-        Error::NoLeader | Error::Stopped => Status::unavailable(e.to_string()),
+        // Not proposed (no leader here, or it lost its slot): the follower retries.
+        Error::NoLeader => retry_safe(e.to_string()),
+        // The leader stopped while the write was in flight: it may still commit.
+        Error::Stopped => Status::aborted("the leader stopped; the write may or may not commit"),
         Error::Timeout => Status::deadline_exceeded(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
 
-fn from_status(peer: u64, s: Status) -> Error {
+/// Maps a peer's answer back to a store error. `NoLeader` (retried by the caller) only when
+/// the request certainly had no effect, or when repeating it is harmless (`idempotent`);
+/// an unknown outcome of a write is `Timeout`, never retried, so a write is never applied
+/// twice.
+fn from_status(peer: u64, s: Status, idempotent: bool) -> Error {
+    let never_sent = {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&s);
+        let mut found = false;
+        while let Some(e) = source {
+            if e.is::<tonic::ConnectError>() {
+                found = true;
+                break;
+            }
+            source = e.source();
+        }
+        found
+    };
+    if never_sent || s.metadata().get(RETRY_SAFE).is_some() {
+        return Error::NoLeader;
+    }
     match s.code() {
-        // Unreachable leader, or it is no longer leader: route again after an election.
-        Code::Unavailable => Error::NoLeader,
-        Code::DeadlineExceeded => Error::Timeout,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted if idempotent => {
+            Error::NoLeader
+        }
+        Code::Unavailable
+        | Code::Unknown
+        | Code::Cancelled
+        | Code::Aborted
+        | Code::DeadlineExceeded => Error::Timeout,
         _ => Error::Transport(format!("peer {peer}: {}", s.message())),
     }
 }
@@ -190,6 +232,30 @@ impl Peer for PeerService {
             let msg = Message::parse_from_bytes(&bytes)
                 .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
             store.step(msg);
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn raft_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::RaftBatch>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let mut stream = request.into_inner();
+        let mut stopped = self.stopped.clone();
+        loop {
+            let batch = tokio::select! {
+                _ = stopped.wait_for(|s| *s) => {
+                    return Err(Status::unavailable("replica is shutting down"));
+                }
+                batch = stream.message() => batch?,
+            };
+            let Some(batch) = batch else { break };
+            let store = self.store()?;
+            for bytes in batch.messages {
+                let msg = Message::parse_from_bytes(&bytes)
+                    .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+                store.step(msg);
+            }
         }
         Ok(Response::new(pb::Empty {}))
     }
@@ -307,32 +373,46 @@ fn tls_connector(
     })
 }
 
-/// Drains one peer's queue into batched `Raft` RPCs, one at a time, so a slow or dead peer
-/// never blocks the raft thread (its queue overflows and drops instead).
-async fn run_sender(mut client: PeerClient<Channel>, mut rx: mpsc::Receiver<Message>) {
-    while let Some(first) = rx.recv().await {
-        let mut messages = Vec::with_capacity(16);
-        let mut next = Some(first);
-        while let Some(m) = next.take() {
-            match m.write_to_bytes() {
-                Ok(b) => messages.push(b),
-                Err(e) => tracing::error!(error = %e, "encoding raft message"),
+/// Drains one peer's queue into a long-lived `RaftStream` call, batching whatever is
+/// queued, so a slow or dead peer never blocks the raft thread (its queue overflows and
+/// drops instead). A broken stream is re-opened after a short pause.
+async fn run_sender(client: PeerClient<Channel>, mut rx: mpsc::Receiver<Message>) {
+    loop {
+        let (stream_tx, stream_rx) = mpsc::channel::<pb::RaftBatch>(16);
+        let mut call_client = client.clone();
+        let call = tokio::spawn(async move {
+            call_client
+                .raft_stream(ReceiverStream::new(stream_rx))
+                .await
+        });
+        loop {
+            let Some(first) = rx.recv().await else {
+                call.abort();
+                return;
+            };
+            let mut messages = Vec::with_capacity(16);
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m.write_to_bytes() {
+                    Ok(b) => messages.push(b),
+                    Err(e) => tracing::error!(error = %e, "encoding raft message"),
+                }
+                if messages.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if messages.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
+            let sent =
+                tokio::time::timeout(RAFT_RPC_TIMEOUT, stream_tx.send(pb::RaftBatch { messages }))
+                    .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
             }
         }
-        let call = client.raft(pb::RaftBatch { messages });
-        let ok = matches!(
-            tokio::time::timeout(RAFT_RPC_TIMEOUT, call).await,
-            Ok(Ok(_))
-        );
-        if !ok {
-            // The peer is down or slow: what is queued is stale by now and raft will
-            // retransmit, so drop it and back off a little.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            while rx.try_recv().is_ok() {}
-        }
+        // The peer is down or stuck: what is queued is stale by now and raft will
+        // retransmit, so drop it, pause, and open a new stream.
+        call.abort();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
     }
 }
 
@@ -359,7 +439,7 @@ impl Transport for GrpcTransport {
             tokio::time::timeout(SNAPSHOT_RPC_TIMEOUT, call)
                 .await
                 .map_err(|_| Error::Timeout)?
-                .map_err(|s| from_status(to, s))?;
+                .map_err(|s| from_status(to, s, true))?;
             Ok(())
         })
     }
@@ -373,7 +453,7 @@ impl Transport for GrpcTransport {
                     op: Some(codec::op_to_pb(&op)),
                 })
                 .await
-                .map_err(|s| from_status(leader, s))?
+                .map_err(|s| from_status(leader, s, false))?
                 .into_inner();
             let result = response.result.ok_or_else(|| {
                 Error::Transport(format!("peer {leader}: ProposeResponse without a result"))
@@ -389,7 +469,7 @@ impl Transport for GrpcTransport {
             let response = client
                 .read_index(pb::ReadIndexRequest {})
                 .await
-                .map_err(|s| from_status(leader, s))?;
+                .map_err(|s| from_status(leader, s, true))?;
             Ok(response.into_inner().index)
         })
     }

@@ -48,7 +48,8 @@ pub struct Store {
 
 /// A peer server started by a transport, stopped on shutdown.
 pub(crate) struct ServerHandle {
-    pub stop: oneshot::Sender<()>,
+    /// Set to true to stop; long-lived peer streams watch it too.
+    pub stop: tokio::sync::watch::Sender<bool>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -300,7 +301,7 @@ impl Store {
         }
         let server = inner.server.lock().ok().and_then(|mut s| s.take());
         if let Some(server) = server {
-            let _ = server.stop.send(());
+            server.stop.send_replace(true);
             let mut task = server.task;
             if tokio::time::timeout(Duration::from_secs(3), &mut task)
                 .await
