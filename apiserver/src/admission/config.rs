@@ -27,6 +27,15 @@ pub fn fold_string_data(secret: &mut Value) -> Result<(), (String, String)> {
             ))
         }
     };
+    if secret
+        .get("data")
+        .is_some_and(|d| !d.is_null() && !d.is_object())
+    {
+        return Err((
+            "data".to_string(),
+            "expected a map of base64 strings".to_string(),
+        ));
+    }
     let data = child(secret, "data");
     for (k, v) in entries {
         let Value::String(s) = v else {
