@@ -117,6 +117,9 @@ async fn targets(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<Vec<Result<Ta
                 }));
             }
         }
+        // Deleting a namespace deletes what is in it; delete the contents first so each
+        // object gets its own "deleted" line instead of a NotFound.
+        out.sort_by_key(|t| matches!(t, Ok(t) if t.kind.kind == "Namespace"));
         return Ok(out);
     }
     let Some(first) = &args.kind else {
