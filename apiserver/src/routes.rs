@@ -32,11 +32,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi/v2", get(openapi_v2))
         .route(
             "/api",
-            get(|| async { json_ok(&discovery::api_versions()) }),
+            get(|h: http::HeaderMap| async move { root_discovery(&h, true) }),
         )
         .route(
             "/apis",
-            get(|| async { json_ok(&discovery::api_group_list()) }),
+            get(|h: http::HeaderMap| async move { root_discovery(&h, false) }),
         )
         .route(
             "/api/v1",
@@ -56,6 +56,34 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn json_ok(v: &Value) -> Response {
     json_response(StatusCode::OK, v)
+}
+
+/// `/api` and `/apis`: aggregated discovery (one document for everything) when the
+/// client asks for it, else the classic documents.
+fn root_discovery(headers: &http::HeaderMap, legacy: bool) -> Response {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let wants_aggregated = accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    });
+    if wants_aggregated {
+        let mut resp = json_ok(&discovery::aggregated(legacy));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+        );
+        return resp;
+    }
+    if legacy {
+        json_ok(&discovery::api_versions())
+    } else {
+        json_ok(&discovery::api_group_list())
+    }
 }
 
 fn discovery_doc(doc: Option<Value>, path: &str) -> Response {

@@ -168,6 +168,29 @@ async fn a_new_leader_serves_writes_after_the_leader_dies_and_no_acknowledged_wr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_writes_fail_with_503_or_504_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = testing::cluster(3, dir.path()).await;
+    wait_for_leader(&servers).await;
+    servers[1].stop().await;
+    servers[2].stop().await;
+    let (code, status) = servers[0].client().post(CMS, &configmap("lonely")).await;
+    assert!(code == 503 || code == 504, "{code} {status}");
+    assert_eq!(status["kind"], "Status");
+    println!("write without quorum: {code} {}", status["message"]);
+    servers[1].restart().await.unwrap();
+    wait_for_leader(&servers).await;
+    let (code, _) = servers[1].client().get(&format!("{CMS}/lonely")).await;
+    // A 504 means "may or may not have been applied"; a 503 means it was not.
+    if status["reason"] == "ServiceUnavailable" {
+        assert_eq!(code, 404);
+    }
+    for s in servers {
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_restarted_from_disk_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut servers = testing::cluster(3, dir.path()).await;

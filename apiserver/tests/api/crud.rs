@@ -390,6 +390,37 @@ async fn yaml_bodies_are_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing_and_wrong_methods_are_405() {
+    let env = env().await;
+    let c = env.server.client();
+    let revision = env.server.store().revision();
+    let (code, obj) = c
+        .post(
+            "/api/v1/namespaces/default/configmaps?dryRun=All",
+            &configmap("dry"),
+        )
+        .await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(obj["metadata"]["name"], "dry");
+    assert_eq!(
+        c.get("/api/v1/namespaces/default/configmaps/dry").await.0,
+        404
+    );
+    assert_eq!(env.server.store().revision(), revision);
+
+    let (code, status) = c
+        .post("/api/v1/namespaces/default/configmaps/x", &configmap("x"))
+        .await;
+    assert_eq!(code, 405, "{status}");
+    assert_eq!(status["reason"], "MethodNotAllowed");
+    let (code, _) = c
+        .put("/api/v1/namespaces/default/configmaps", &configmap("x"))
+        .await;
+    assert_eq!(code, 405);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_namespace_that_differs_from_the_url_is_400() {
     let env = env().await;
     let c = env.server.client();

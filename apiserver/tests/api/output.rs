@@ -87,6 +87,37 @@ async fn discovery_and_metrics_are_served() {
     let (code, _) = c.get("/apis/nope.example.com/v1").await;
     assert_eq!(code, 404);
 
+    // kubectl asks for aggregated discovery first.
+    let r = c
+        .request(
+            "GET",
+            "/apis",
+            &[("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("as=APIGroupDiscoveryList"));
+    assert_eq!(r.json()["kind"], "APIGroupDiscoveryList");
+    // kubectl apply downloads the OpenAPI document before validating.
+    let r = c
+        .request(
+            "GET",
+            "/openapi/v2",
+            &[(
+                "accept",
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            )],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+
     c.get("/api/v1/namespaces/default/pods").await;
     let r = c.request("GET", "/metrics", &[], Vec::new()).await.unwrap();
     assert_eq!(r.status, 200);
