@@ -18,6 +18,8 @@
 //!   [`ObjectKey`].
 //! - `queue.rs`: [`WorkQueue`], deduplicating, delaying, rate-limited.
 //! - `informer.rs`: [`Informer`], watcher -> cache -> keys into queues.
+//! - `leader.rs`: [`LeaderElector`], Lease-based leader election.
+//! - `events.rs`: [`EventRecorder`], core/v1 Events with repeat folding.
 //! - `controller.rs`: [`controller::run`], workers reconciling keys, returning
 //!   [`Action`].
 
@@ -26,7 +28,9 @@ mod client;
 pub mod config;
 pub mod controller;
 mod error;
+pub mod events;
 mod informer;
+pub mod leader;
 mod params;
 mod queue;
 mod store;
@@ -38,7 +42,9 @@ pub use client::{Body, Client};
 pub use config::{Config, Kubeconfig, KubeconfigExt, LoadOptions};
 pub use controller::Action;
 pub use error::{Error, Result};
+pub use events::EventRecorder;
 pub use informer::Informer;
+pub use leader::{LeaderElector, LeaseTiming};
 pub use params::{ApiResource, DeleteParams, ListParams, PatchKind, PropagationPolicy};
 pub use queue::{RateLimit, WorkQueue};
 pub use store::{ObjectKey, Store, Writer};

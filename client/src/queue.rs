@@ -1,7 +1,8 @@
 //! `WorkQueue`: deduplicating, delaying, rate-limited queue of keys; a key being
 //! processed is never handed out twice at once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +35,12 @@ struct State<T> {
     processing: HashSet<T>,
     /// Delayed keys and when they become ready (the earliest request wins).
     waiting: HashMap<T, Instant>,
+    /// The same deadlines ordered by time, so `get` does not scan every delayed key.
+    /// Entries whose deadline no longer matches `waiting` are stale and skipped.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Which key a heap entry stands for (by sequence number).
+    by_seq: HashMap<u64, T>,
+    seq: u64,
     failures: HashMap<T, u32>,
     shutdown: bool,
 }
@@ -69,6 +76,9 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 dirty: HashSet::new(),
                 processing: HashSet::new(),
                 waiting: HashMap::new(),
+                deadlines: BinaryHeap::new(),
+                by_seq: HashMap::new(),
+                seq: 0,
                 failures: HashMap::new(),
                 shutdown: false,
             })),
@@ -116,10 +126,14 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
         if s.shutdown || s.dirty.contains(&item) {
             return;
         }
-        let entry = s.waiting.entry(item).or_insert(at);
-        if at < *entry {
-            *entry = at;
+        if s.waiting.get(&item).is_some_and(|existing| *existing <= at) {
+            return;
         }
+        s.waiting.insert(item.clone(), at);
+        s.seq += 1;
+        let seq = s.seq;
+        s.deadlines.push(Reverse((at, seq)));
+        s.by_seq.insert(seq, item);
         drop(s);
         // Sleeping workers recompute their wake-up time.
         self.notify.notify_waiters();
@@ -165,22 +179,13 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                     return None;
                 }
                 let now = Instant::now();
-                let due: Vec<T> = s
-                    .waiting
-                    .iter()
-                    .filter(|(_, at)| **at <= now)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for item in due {
-                    s.waiting.remove(&item);
-                    Self::add_locked(&mut s, item);
-                }
+                let next = Self::promote_due(&mut s, now);
                 if let Some(item) = s.queue.pop_front() {
                     s.dirty.remove(&item);
                     s.processing.insert(item.clone());
                     return Some(item);
                 }
-                s.waiting.values().min().copied()
+                next
             };
             match next_deadline {
                 Some(at) => {
@@ -192,6 +197,31 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 None => notified.await,
             }
         }
+    }
+
+    /// Moves delayed keys whose time has come into the queue; returns the next deadline.
+    fn promote_due(s: &mut State<T>, now: Instant) -> Option<Instant> {
+        while let Some(Reverse((at, seq))) = s.deadlines.peek().copied() {
+            let current = s
+                .by_seq
+                .get(&seq)
+                .is_some_and(|item| s.waiting.get(item) == Some(&at));
+            if !current {
+                // Superseded by an earlier deadline, or added/forgotten meanwhile.
+                s.deadlines.pop();
+                s.by_seq.remove(&seq);
+                continue;
+            }
+            if at > now {
+                return Some(at);
+            }
+            s.deadlines.pop();
+            if let Some(item) = s.by_seq.remove(&seq) {
+                s.waiting.remove(&item);
+                Self::add_locked(s, item);
+            }
+        }
+        None
     }
 
     /// Marks `item` finished; if it was added again meanwhile, it is queued now.
