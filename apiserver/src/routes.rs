@@ -47,6 +47,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/{*rest}", any(core_resource))
         .route("/apis/{group}/{version}/{*rest}", any(group_resource))
         .fallback(|uri: Uri| async move { ApiError::no_route(uri.path()).into_response() })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::method_not_allowed(&method, uri.path()).into_response()
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authn::authenticate,

@@ -19,6 +19,9 @@ use crate::authn::ConnIdentity;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections beyond this wait in the kernel's accept queue, so a flood of
+/// clients cannot exhaust memory or file descriptors.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `app` on `listener` until `shutdown` flips; then every connection is closed.
 pub async fn serve(
@@ -29,7 +32,15 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let mut conns = JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.changed() => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (tcp, peer) = tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
@@ -47,6 +58,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         conns.spawn(async move {
+            let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
