@@ -39,6 +39,14 @@ pub fn default_pod(pod: &mut Value, create: bool) {
         return;
     }
     add_default_tolerations(spec);
+    // The Priority admission plugin, with no PriorityClass marked globalDefault.
+    if spec
+        .get("priorityClassName")
+        .is_none_or(|c| c.is_null() || c == "")
+    {
+        default(spec, "priority", json!(0));
+    }
+    default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     let qos = qos_class(spec);
     let status = child(pod, "status");
     default(status, "phase", json!("Pending"));

@@ -79,6 +79,8 @@ fn pod_defaults_match_kubernetes() {
     );
     assert_eq!(got["status"]["phase"], "Pending");
     assert_eq!(got["status"]["qosClass"], "Burstable");
+    assert_eq!(spec["priority"], 0);
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
 }
 
 #[test]
@@ -367,6 +369,7 @@ fn job_gets_generated_selector_labels_and_defaults() {
     assert_eq!(spec["backoffLimit"], 6);
     assert_eq!(spec["completionMode"], "NonIndexed");
     assert_eq!(spec["suspend"], false);
+    assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
 }
 
 #[test]

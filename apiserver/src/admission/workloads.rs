@@ -56,7 +56,18 @@ pub fn default_job(job: &mut Value, generate_selector: bool) {
         spec["completions"] = json!(1);
     }
     default(spec, "parallelism", json!(1));
-    default(spec, "backoffLimit", json!(6));
+    // With per-index limits the global limit is effectively off (math.MaxInt32).
+    let per_index = spec
+        .get("backoffLimitPerIndex")
+        .is_some_and(|v| !v.is_null());
+    default(
+        spec,
+        "backoffLimit",
+        json!(if per_index { i32::MAX } else { 6 }),
+    );
+    if spec.get("podFailurePolicy").is_none_or(Value::is_null) {
+        default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    }
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));
     pod::default_pod_spec(child(child(spec, "template"), "spec"), false);
@@ -276,6 +287,11 @@ pub fn validate_job(job: &Value, errs: &mut Errors) {
         "spec.completionMode",
         spec.get("completionMode"),
         &["NonIndexed", "Indexed"],
+    );
+    errs.one_of(
+        "spec.podReplacementPolicy",
+        spec.get("podReplacementPolicy"),
+        &["TerminatingOrFailed", "Failed"],
     );
     if str_at(spec, "completionMode") == "Indexed"
         && spec.get("completions").is_none_or(Value::is_null)
