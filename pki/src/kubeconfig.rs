@@ -1,13 +1,14 @@
 //! kubeconfig files (kubectl's clientcmd v1 `Config`): the admin kubeconfig, writing, loading.
 //!
-//! The types mirror kubectl's YAML field for field, so a tug kubeconfig works with kubectl
-//! and a kubectl kubeconfig loads here. Unknown fields (exec plugins, extensions) are
-//! ignored on load, as client-go does.
+//! The types are `tug_proto::config::v1`, which mirror kubectl's YAML field for field, so a
+//! tug kubeconfig works with kubectl and a kubectl kubeconfig loads here.
 
 use std::path::Path;
 
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use tug_proto::config::v1::{
+    AuthInfo, Cluster, Config, Context, NamedAuthInfo, NamedCluster, NamedContext,
+};
+use tug_proto::ByteString;
 
 use crate::ca::CertKey;
 use crate::files;
@@ -24,118 +25,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Kubeconfig {
-    #[serde(rename = "apiVersion", default = "api_version_v1")]
-    pub api_version: String,
-    #[serde(default = "kind_config")]
-    pub kind: String,
-    #[serde(default)]
-    pub clusters: Vec<NamedCluster>,
-    #[serde(default)]
-    pub users: Vec<NamedAuthInfo>,
-    #[serde(default)]
-    pub contexts: Vec<NamedContext>,
-    #[serde(default)]
-    pub current_context: String,
-}
-
-impl Default for Kubeconfig {
-    fn default() -> Self {
-        Kubeconfig {
-            api_version: api_version_v1(),
-            kind: kind_config(),
-            clusters: Vec::new(),
-            users: Vec::new(),
-            contexts: Vec::new(),
-            current_context: String::new(),
-        }
-    }
-}
-
-fn api_version_v1() -> String {
-    "v1".into()
-}
-
-fn kind_config() -> String {
-    "Config".into()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NamedCluster {
-    pub name: String,
-    pub cluster: Cluster,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Cluster {
-    pub server: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_server_name: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub insecure_skip_tls_verify: bool,
-    /// Path of a CA bundle file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_authority: Option<String>,
-    /// Base64 of the CA bundle PEM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_authority_data: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NamedAuthInfo {
-    pub name: String,
-    pub user: AuthInfo,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct AuthInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_certificate: Option<String>,
-    /// Base64 of the client certificate PEM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_certificate_data: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_key: Option<String>,
-    /// Base64 of the client key PEM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_key_data: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    /// kubectl spells this one in camelCase.
-    #[serde(rename = "tokenFile", default, skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct NamedContext {
-    pub name: String,
-    pub context: Context,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Context {
-    pub cluster: String,
-    pub user: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// Base64 (standard, padded) as kubeconfig `*-data` fields hold it.
-pub fn encode_data(pem: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())
-}
+/// The kubeconfig file type is tug-proto's `config::v1::Config` (one model for the whole
+/// project); this module only makes, writes and reads them.
+pub type Kubeconfig = Config;
 
 /// A kubeconfig for the cluster admin: one cluster, user `<cluster>-admin` with the
 /// client certificate embedded, and one context named after the cluster, made current.
@@ -151,15 +43,15 @@ pub fn admin_kubeconfig(
             name: cluster_name.to_string(),
             cluster: Cluster {
                 server: server_url.to_string(),
-                certificate_authority_data: Some(encode_data(ca_pem)),
+                certificate_authority_data: Some(ByteString::from(ca_pem)),
                 ..Cluster::default()
             },
         }],
         users: vec![NamedAuthInfo {
             name: user.clone(),
             user: AuthInfo {
-                client_certificate_data: Some(encode_data(&client.cert_pem)),
-                client_key_data: Some(encode_data(&client.key_pem)),
+                client_certificate_data: Some(ByteString::from(client.cert_pem.as_str())),
+                client_key_data: Some(ByteString::from(client.key_pem.as_str())),
                 ..AuthInfo::default()
             },
         }],
@@ -168,7 +60,7 @@ pub fn admin_kubeconfig(
             context: Context {
                 cluster: cluster_name.to_string(),
                 user,
-                namespace: None,
+                ..Context::default()
             },
         }],
         current_context: cluster_name.to_string(),
@@ -237,14 +129,7 @@ mod tests {
         ] {
             assert!(text.contains(key), "missing {key:?} in\n{text}");
         }
-        let decode = |s: &Option<String>| {
-            String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(s.as_deref().unwrap())
-                    .unwrap(),
-            )
-            .unwrap()
-        };
+        let decode = |s: &Option<ByteString>| String::from_utf8(s.clone().unwrap().0).unwrap();
         assert_eq!(
             decode(&read.clusters[0].cluster.certificate_authority_data),
             ca.cert_pem()
