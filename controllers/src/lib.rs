@@ -1,1 +1,34 @@
-//! tug-controllers (being written)
+//! tug-controllers: the control loops that turn desired state into actual state
+//! (kube-controller-manager's job), all run under one leader-election Lease.
+//!
+//! # Layout
+//!
+//! - `context.rs`: [`Context`] handed to every controller and its [`Options`].
+//! - `informers.rs`: [`Informers`], one shared watch + cache per kind.
+//! - `recorder.rs`: [`Recorder`], posting `Event`s about objects.
+//! - `manager.rs`: [`run`] and its [`Config`]: leader election, then every enabled
+//!   controller, each restarted with back-off if it fails.
+//! - `expectations.rs`: creations/deletions a controller is waiting to see in its cache.
+//! - `pod_control.rs`: creating pods from a template with owner references, adoption
+//!   and release, and the ranking of pods for deletion.
+//! - `replicaset.rs`: the ReplicaSet controller.
+//! - `deployment/`: the Deployment controller (rolling update, recreate, rollback,
+//!   proportional scaling, progress conditions).
+//! - `job.rs`, `endpoints.rs`, `nodelifecycle.rs`, `garbagecollector.rs`,
+//!   `namespace.rs`: the other controllers; each exposes
+//!   `pub async fn run(ctx: Context) -> anyhow::Result<()>`.
+
+mod context;
+pub mod endpoints;
+pub mod garbagecollector;
+mod informers;
+pub mod job;
+mod manager;
+pub mod namespace;
+pub mod nodelifecycle;
+mod recorder;
+
+pub use context::{Context, Options};
+pub use informers::{Informers, SharedInformer};
+pub use manager::{run, run_controllers, Config, Error, CONTROLLERS};
+pub use recorder::{EventType, Recorder};

@@ -1,0 +1,9 @@
+//! The job controller (placeholder until its owner lands it).
+
+use crate::Context;
+
+/// Runs the job controller until `ctx.shutdown` is cancelled.
+pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    ctx.shutdown.cancelled().await;
+    Ok(())
+}

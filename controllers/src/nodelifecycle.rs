@@ -1,0 +1,9 @@
+//! The nodelifecycle controller (placeholder until its owner lands it).
+
+use crate::Context;
+
+/// Runs the nodelifecycle controller until `ctx.shutdown` is cancelled.
+pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    ctx.shutdown.cancelled().await;
+    Ok(())
+}
