@@ -20,8 +20,8 @@
 //! - `informer.rs`: [`Informer`], watcher -> cache -> keys into queues.
 //! - `leader.rs`: [`LeaderElector`], Lease-based leader election.
 //! - `events.rs`: [`EventRecorder`], core/v1 Events with repeat folding.
-//! - `controller.rs`: [`controller::run`], workers reconciling keys, returning
-//!   [`Action`].
+//! - `controller.rs`: [`Controller`] (informers + queue + workers) and
+//!   [`controller::run`], workers reconciling keys, returning [`Action`].
 
 mod api;
 mod client;
@@ -40,7 +40,7 @@ pub mod watcher;
 pub use api::{Api, Deleted, DynamicApi};
 pub use client::{Body, Client};
 pub use config::{Config, Kubeconfig, KubeconfigExt, LoadOptions};
-pub use controller::Action;
+pub use controller::{Action, Controller};
 pub use error::{Error, Result};
 pub use events::EventRecorder;
 pub use informer::Informer;
