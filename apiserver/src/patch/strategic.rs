@@ -503,6 +503,20 @@ mod tests {
                 json!({"subsets": [{"addresses": [{"ip": "2.2.2.2"}]}]}),
             ),
             (
+                "kubectl apply switching a volume's source sends $retainKeys",
+                "Pod",
+                json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}}),
+                json!({"spec": {"volumes": [{"$retainKeys": ["configMap", "name"], "name": "v", "configMap": {"name": "c"}}]}}),
+                json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}),
+            ),
+            (
+                "kubectl apply replacing a service port deletes the old one by key",
+                "Service",
+                json!({"spec": {"ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53}]}}),
+                json!({"spec": {"$setElementOrder/ports": [{"port": 5353}], "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}, {"$patch": "delete", "port": 53}]}}),
+                json!({"spec": {"ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}]}}),
+            ),
+            (
                 "volumes merge by name",
                 "Job",
                 json!({"spec": {"template": {"spec": {"volumes": [{"name": "a", "emptyDir": {}}]}}}}),
