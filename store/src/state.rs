@@ -1,18 +1,38 @@
 //! The replicated state machine in sled: objects by key, the revision counter, the applied
-//! raft index and the bounded watch history, all changed together in one transaction.
+//! raft index and the bounded watch history, all changed together in one atomic batch.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use prost::Message as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::{Transactional, Tree};
+use sled::Tree;
 
 use crate::codec;
 use crate::pb;
 use crate::{Error, Event, EventKind, KeyValue, Op, Precondition, Result, TxnResult};
 
-const APPLIED: &[u8] = b"applied";
-const REVISION: &[u8] = b"revision";
+/// The state machine lives in ONE sled tree so a whole apply batch (objects, history,
+/// applied index, revision) is written by one atomic `apply_batch`, which is much cheaper
+/// than a multi-tree transaction. Keys are prefixed by kind:
+/// `k<key>` objects, `h<revision: u64 BE>` watch history, `m<name>` counters.
+const KV: u8 = b'k';
+const HISTORY: u8 = b'h';
+const APPLIED: &[u8] = b"mapplied";
+const REVISION: &[u8] = b"mrevision";
+
+fn kv_key(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(KV);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn history_key(revision: u64) -> [u8; 9] {
+    let mut k = [HISTORY; 9];
+    k[1..].copy_from_slice(&revision.to_be_bytes());
+    k
+}
 
 /// One committed raft entry as the state machine sees it.
 pub(crate) struct Committed {
@@ -32,11 +52,9 @@ pub(crate) struct ApplyOutput {
     pub revision: u64,
 }
 
-/// The state-machine trees. Only the raft thread writes; anyone may read.
+/// The state-machine tree. Only the raft thread writes; anyone may read.
 pub(crate) struct StateMachine {
-    pub(crate) kv: Tree,
-    pub(crate) history: Tree,
-    pub(crate) meta: Tree,
+    pub(crate) tree: Tree,
     history_limit: u64,
 }
 
@@ -44,15 +62,11 @@ pub(crate) fn storage_err(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
 
-fn read_u64(bytes: Option<sled::IVec>) -> u64 {
+fn read_u64(bytes: Option<&[u8]>) -> u64 {
     bytes
-        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_be_bytes)
         .unwrap_or(0)
-}
-
-fn abort(e: Error) -> ConflictableTransactionError<Error> {
-    ConflictableTransactionError::Abort(e)
 }
 
 pub(crate) fn tx_err(e: TransactionError<Error>) -> Error {
@@ -65,46 +79,59 @@ pub(crate) fn tx_err(e: TransactionError<Error>) -> Error {
 impl StateMachine {
     pub(crate) fn open(db: &sled::Db, history_limit: u64) -> Result<Self> {
         let sm = StateMachine {
-            kv: db.open_tree("kv").map_err(storage_err)?,
-            history: db.open_tree("history").map_err(storage_err)?,
-            meta: db.open_tree("meta").map_err(storage_err)?,
+            tree: db.open_tree("state").map_err(storage_err)?,
             history_limit,
         };
         sm.trim_history()?;
         Ok(sm)
     }
 
+    fn history_range(&self, from: u64) -> sled::Iter {
+        self.tree.range(history_key(from)..=history_key(u64::MAX))
+    }
+
     /// Drops history beyond the limit (the limit may have shrunk since the last start).
     fn trim_history(&self) -> Result<()> {
         let revision = self.revision()?;
         let keep_from = revision.saturating_sub(self.history_limit) + 1;
-        for key in self.history.range(..keep_from.to_be_bytes()).keys() {
-            self.history
-                .remove(key.map_err(storage_err)?)
-                .map_err(storage_err)?;
+        let mut batch = sled::Batch::default();
+        for key in self
+            .tree
+            .range(history_key(0)..history_key(keep_from))
+            .keys()
+        {
+            batch.remove(key.map_err(storage_err)?);
         }
-        Ok(())
+        self.tree.apply_batch(batch).map_err(storage_err)
+    }
+
+    fn meta(&self, key: &[u8]) -> Result<u64> {
+        let v = self.tree.get(key).map_err(storage_err)?;
+        Ok(read_u64(v.as_deref()))
     }
 
     pub(crate) fn applied_index(&self) -> Result<u64> {
-        Ok(read_u64(self.meta.get(APPLIED).map_err(storage_err)?))
+        self.meta(APPLIED)
     }
 
     pub(crate) fn revision(&self) -> Result<u64> {
-        Ok(read_u64(self.meta.get(REVISION).map_err(storage_err)?))
+        self.meta(REVISION)
     }
 
     /// The smallest `after` a watch can start from: the revision just before the oldest
     /// retained event (or the current revision when no history is kept).
     pub(crate) fn oldest_revision(&self) -> Result<u64> {
-        match self.history.first().map_err(storage_err)? {
-            Some((k, _)) => Ok(read_u64(Some(k)).saturating_sub(1)),
+        match self.history_range(0).next() {
+            Some(item) => {
+                let (k, _) = item.map_err(storage_err)?;
+                Ok(read_u64(k.get(1..)).saturating_sub(1))
+            }
             None => self.revision(),
         }
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        match self.kv.get(key).map_err(storage_err)? {
+        match self.tree.get(kv_key(key)).map_err(storage_err)? {
             Some(v) => Ok(Some(codec::decode_stored(key.as_bytes(), &v)?)),
             None => Ok(None),
         }
@@ -119,19 +146,20 @@ impl StateMachine {
         limit: Option<usize>,
     ) -> Result<(Vec<KeyValue>, bool)> {
         let start = match start_after {
-            Some(s) if s >= prefix => Bound::Excluded(s.as_bytes().to_vec()),
-            _ => Bound::Included(prefix.as_bytes().to_vec()),
+            Some(s) if s >= prefix => Bound::Excluded(kv_key(s)),
+            _ => Bound::Included(kv_key(prefix)),
         };
+        let full_prefix = kv_key(prefix);
         let mut kvs = Vec::new();
-        for item in self.kv.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        for item in self.tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (k, v) = item.map_err(storage_err)?;
-            if !k.starts_with(prefix.as_bytes()) {
+            if !k.starts_with(&full_prefix) {
                 break;
             }
             if limit.is_some_and(|l| kvs.len() >= l) {
                 return Ok((kvs, true));
             }
-            kvs.push(codec::decode_stored(&k, &v)?);
+            kvs.push(codec::decode_stored(&k[1..], &v)?);
         }
         Ok((kvs, false))
     }
@@ -139,48 +167,126 @@ impl StateMachine {
     /// Up to `max` retained events with revision >= `from`, oldest first.
     pub(crate) fn history_from(&self, from: u64, max: usize) -> Result<Vec<Event>> {
         let mut out = Vec::new();
-        for item in self.history.range(from.to_be_bytes()..).take(max) {
+        for item in self.history_range(from).take(max) {
             let (_, v) = item.map_err(storage_err)?;
             out.push(codec::event_from_pb(codec::decode(&v, "history event")?)?);
         }
         Ok(out)
     }
 
-    /// Applies committed entries in ONE transaction together with the applied index, so a
-    /// crash either keeps all of them or none, and entries at or below the stored applied
-    /// index are skipped (re-delivery after a restart is harmless).
+    /// Applies committed entries with ONE atomic batch that also records the applied
+    /// index, so a crash keeps all of them or none, and entries at or below the stored
+    /// applied index are skipped (re-delivery after a restart is harmless). The raft
+    /// thread is the only writer, so reading the committed state plus this batch's own
+    /// earlier writes is exact.
     pub(crate) fn apply(&self, entries: &[Committed]) -> Result<ApplyOutput> {
+        let mut out = ApplyOutput {
+            applied_index: self.applied_index()?,
+            revision: self.revision()?,
+            ..Default::default()
+        };
         if entries.is_empty() {
-            return Ok(ApplyOutput {
-                applied_index: self.applied_index()?,
-                revision: self.revision()?,
-                ..Default::default()
-            });
+            return Ok(out);
         }
-        let limit = self.history_limit;
-        (&self.kv, &self.history, &self.meta)
-            .transaction(|(kv, history, meta)| {
-                let mut out = ApplyOutput {
-                    applied_index: read_u64(meta.get(APPLIED)?),
-                    revision: read_u64(meta.get(REVISION)?),
-                    ..Default::default()
-                };
-                for entry in entries {
-                    if entry.index <= out.applied_index {
-                        continue;
-                    }
-                    out.applied_index = entry.index;
-                    let Some((request_id, op)) = &entry.proposal else {
-                        continue;
-                    };
-                    let result = apply_op(kv, history, limit, &mut out, op)?;
-                    out.results.push((*request_id, entry.index, result));
+        let mut batch = sled::Batch::default();
+        let mut written: HashMap<String, Option<KeyValue>> = HashMap::new();
+        for entry in entries {
+            if entry.index <= out.applied_index {
+                continue;
+            }
+            out.applied_index = entry.index;
+            let Some((request_id, op)) = &entry.proposal else {
+                continue;
+            };
+            let key = op_key(op);
+            let current = match written.get(key) {
+                Some(v) => v.clone(),
+                None => self.get(key)?,
+            };
+            let Some(event) = self.decide(op, current.as_ref(), out.revision) else {
+                out.results
+                    .push((*request_id, entry.index, TxnResult::Failed { current }));
+                continue;
+            };
+            out.revision += 1;
+            let revision = out.revision;
+            match event.kind {
+                EventKind::Deleted => {
+                    batch.remove(kv_key(key));
+                    written.insert(key.clone(), None);
                 }
-                meta.insert(APPLIED, &out.applied_index.to_be_bytes())?;
-                meta.insert(REVISION, &out.revision.to_be_bytes())?;
-                Ok(out)
-            })
-            .map_err(tx_err)
+                _ => {
+                    let kv = &event.kv;
+                    batch.insert(
+                        kv_key(key),
+                        codec::encode_stored(&kv.value, kv.create_revision, kv.mod_revision),
+                    );
+                    written.insert(key.clone(), Some(kv.clone()));
+                }
+            }
+            batch.insert(
+                &history_key(revision),
+                codec::event_to_pb(&event).encode_to_vec(),
+            );
+            // Every revision has exactly one event, so dropping revision - limit keeps
+            // the window at `history_limit` events.
+            if revision > self.history_limit {
+                batch.remove(&history_key(revision - self.history_limit));
+            }
+            out.results.push((
+                *request_id,
+                entry.index,
+                TxnResult::Applied {
+                    revision,
+                    kv: event.kv.clone(),
+                },
+            ));
+            out.events.push(event);
+        }
+        batch.insert(APPLIED, &out.applied_index.to_be_bytes());
+        batch.insert(REVISION, &out.revision.to_be_bytes());
+        self.tree.apply_batch(batch).map_err(storage_err)?;
+        Ok(out)
+    }
+
+    /// The event `op` produces at the next revision, or `None` if it fails.
+    fn decide(&self, op: &Op, current: Option<&KeyValue>, revision: u64) -> Option<Event> {
+        let (Op::Put { precondition, .. } | Op::Delete { precondition, .. }) = op;
+        if !precondition_holds(*precondition, current) {
+            return None;
+        }
+        let revision = revision + 1;
+        match op {
+            Op::Put { key, value, .. } => {
+                let kv = KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: current.map_or(revision, |c| c.create_revision),
+                    mod_revision: revision,
+                };
+                let kind = if current.is_some() {
+                    EventKind::Modified
+                } else {
+                    EventKind::Added
+                };
+                Some(Event {
+                    kind,
+                    kv,
+                    prev: current.cloned(),
+                })
+            }
+            Op::Delete { .. } => {
+                // Deleting an absent key changes nothing, so it bumps no revision.
+                let prev = current?.clone();
+                let mut kv = prev.clone();
+                kv.mod_revision = revision;
+                Some(Event {
+                    kind: EventKind::Deleted,
+                    kv,
+                    prev: Some(prev),
+                })
+            }
+        }
     }
 
     /// The whole state machine as a raft snapshot payload.
@@ -189,17 +295,23 @@ impl StateMachine {
             revision: self.revision()?,
             ..Default::default()
         };
-        for item in self.kv.iter() {
+        for item in self.tree.scan_prefix([KV]) {
             let (k, v) = item.map_err(storage_err)?;
             let mut kv: pb::KeyValue = codec::decode(&v, "stored object")?;
-            kv.key = String::from_utf8_lossy(&k).into_owned();
+            kv.key = String::from_utf8_lossy(&k[1..]).into_owned();
             data.kvs.push(kv);
         }
-        for item in self.history.iter().values() {
+        for item in self.history_range(0).values() {
             data.history
                 .push(codec::decode(&item.map_err(storage_err)?, "history event")?);
         }
         Ok(data)
+    }
+}
+
+fn op_key(op: &Op) -> &String {
+    match op {
+        Op::Put { key, .. } | Op::Delete { key, .. } => key,
     }
 }
 
@@ -212,119 +324,29 @@ fn precondition_holds(precondition: Precondition, current: Option<&KeyValue>) ->
     }
 }
 
-fn apply_op(
-    kv: &TransactionalTree,
-    history: &TransactionalTree,
-    history_limit: u64,
-    out: &mut ApplyOutput,
-    op: &Op,
-) -> Result<TxnResult, ConflictableTransactionError<Error>> {
-    let (key, precondition) = match op {
-        Op::Put {
-            key, precondition, ..
-        }
-        | Op::Delete { key, precondition } => (key, *precondition),
-    };
-    let current = match kv.get(key.as_bytes())? {
-        Some(v) => Some(codec::decode_stored(key.as_bytes(), &v).map_err(abort)?),
-        None => None,
-    };
-    if !precondition_holds(precondition, current.as_ref()) {
-        return Ok(TxnResult::Failed { current });
-    }
-    let (event, result_kv) = match op {
-        Op::Put { value, .. } => {
-            let revision = out.revision + 1;
-            let create_revision = current.as_ref().map_or(revision, |c| c.create_revision);
-            kv.insert(
-                key.as_bytes(),
-                codec::encode_stored(value, create_revision, revision),
-            )?;
-            let new = KeyValue {
-                key: key.clone(),
-                value: value.clone(),
-                create_revision,
-                mod_revision: revision,
-            };
-            let kind = if current.is_some() {
-                EventKind::Modified
-            } else {
-                EventKind::Added
-            };
-            (
-                Event {
-                    kind,
-                    kv: new.clone(),
-                    prev: current,
-                },
-                new,
-            )
-        }
-        Op::Delete { .. } => {
-            // Deleting an absent key changes nothing, so it bumps no revision.
-            let Some(prev) = current else {
-                return Ok(TxnResult::Failed { current: None });
-            };
-            kv.remove(key.as_bytes())?;
-            let mut gone = prev.clone();
-            gone.mod_revision = out.revision + 1;
-            (
-                Event {
-                    kind: EventKind::Deleted,
-                    kv: gone.clone(),
-                    prev: Some(prev),
-                },
-                gone,
-            )
-        }
-    };
-    out.revision += 1;
-    let revision = out.revision;
-    history.insert(
-        &revision.to_be_bytes(),
-        codec::event_to_pb(&event).encode_to_vec(),
-    )?;
-    // Every revision has exactly one event, so dropping revision - limit keeps the
-    // window at `history_limit` events.
-    if revision > history_limit {
-        history.remove(&(revision - history_limit).to_be_bytes())?;
-    }
-    out.events.push(event);
-    Ok(TxnResult::Applied {
-        revision,
-        kv: result_kv,
-    })
-}
-
-/// Replaces the state machine with a snapshot inside a caller's transaction.
-#[allow(clippy::too_many_arguments)]
+/// Replaces the state machine with a snapshot inside a caller's transaction; `old_keys`
+/// are every key of the state tree before.
 pub(crate) fn restore_in_tx(
-    kv: &TransactionalTree,
-    history: &TransactionalTree,
-    meta: &TransactionalTree,
-    old_kv_keys: &[sled::IVec],
-    old_history_keys: &[sled::IVec],
+    tree: &TransactionalTree,
+    old_keys: &[sled::IVec],
     data: &pb::SnapshotData,
     applied_index: u64,
 ) -> Result<(), ConflictableTransactionError<Error>> {
-    for k in old_kv_keys {
-        kv.remove(k)?;
-    }
-    for k in old_history_keys {
-        history.remove(k)?;
+    for k in old_keys {
+        tree.remove(k)?;
     }
     for item in &data.kvs {
-        kv.insert(
-            item.key.as_bytes(),
+        tree.insert(
+            kv_key(&item.key),
             codec::encode_stored(&item.value, item.create_revision, item.mod_revision),
         )?;
     }
     for event in &data.history {
         let revision = event.kv.as_ref().map_or(0, |kv| kv.mod_revision);
-        history.insert(&revision.to_be_bytes(), event.encode_to_vec())?;
+        tree.insert(&history_key(revision), event.encode_to_vec())?;
     }
-    meta.insert(APPLIED, &applied_index.to_be_bytes())?;
-    meta.insert(REVISION, &data.revision.to_be_bytes())?;
+    tree.insert(APPLIED, &applied_index.to_be_bytes())?;
+    tree.insert(REVISION, &data.revision.to_be_bytes())?;
     Ok(())
 }
 

@@ -187,26 +187,11 @@ impl SledStorage {
                 .collect::<Result<_, _>>()
                 .map_err(storage_err)
         };
-        let old_kv = keys(&self.sm.kv)?;
-        let old_history = keys(&self.sm.history)?;
+        let old_state = keys(&self.sm.tree)?;
         let old_log = keys(&self.log)?;
-        (
-            &self.sm.kv,
-            &self.sm.history,
-            &self.sm.meta,
-            &self.log,
-            &self.raft,
-        )
-            .transaction(|(kv, history, sm_meta, log, raft)| {
-                restore_in_tx(
-                    kv,
-                    history,
-                    sm_meta,
-                    &old_kv,
-                    &old_history,
-                    &data,
-                    meta.index,
-                )?;
+        (&self.sm.tree, &self.log, &self.raft)
+            .transaction(|(state, log, raft)| {
+                restore_in_tx(state, &old_state, &data, meta.index)?;
                 for k in &old_log {
                     log.remove(k)?;
                 }

@@ -280,9 +280,22 @@ async fn a_restarted_replica_catches_up_from_the_log_and_from_a_snapshot() {
     assert!(c.store(leader).status().raft_log_entries <= 25);
     c.restart(follower).await;
     assert_eq!(c.assert_converged().await.len(), 160);
-    // The restarted replica serves reads and forwards writes.
+    // The restarted replica serves linearizable reads and forwards writes (and sees its
+    // own write as soon as txn returns).
     let r = c.store(follower).txn(put("/d/0")).await.unwrap();
     assert!(matches!(r, TxnResult::Applied { revision: 161, .. }));
+    let got = c.store(follower).get("/d/0", Read::Local).await.unwrap();
+    assert_eq!(got.kv.map(|kv| kv.mod_revision), Some(161));
+    c.store(leader).txn(put("/d/1")).await.unwrap();
+    let got = c
+        .store(follower)
+        .get("/d/1", Read::Linearizable)
+        .await
+        .unwrap();
+    assert!(
+        got.kv.is_some(),
+        "a linearizable read on a follower missed a committed write"
+    );
     assert!(c.store(follower).status().raft_log_entries <= 25);
     c.shutdown().await;
 }
