@@ -294,3 +294,177 @@ impl raft::Storage for SledStorage {
         Ok(snap)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raft::Storage as _;
+
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> SledStorage {
+        let db = sled::open(dir).unwrap();
+        let sm = Arc::new(StateMachine::open(&db, 100).unwrap());
+        SledStorage::open(db, sm, vec![1, 2, 3]).unwrap()
+    }
+
+    fn terms(s: &SledStorage, low: u64, high: u64) -> Vec<u64> {
+        s.entries(low, high, None, GetEntriesContext::empty(false))
+            .unwrap()
+            .iter()
+            .map(|e| e.term)
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_replica_starts_with_every_peer_as_voter_and_an_empty_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let state = s.initial_state().unwrap();
+        assert_eq!(state.conf_state.voters, [1, 2, 3]);
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (1, 0));
+        assert_eq!(s.term(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn appending_over_a_conflicting_tail_truncates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.append(&[entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)])
+            .unwrap();
+        // A new leader overwrites from index 3 with a shorter log.
+        s.append(&[entry(3, 2)]).unwrap();
+        assert_eq!(s.last_index().unwrap(), 3);
+        assert_eq!(terms(&s, 1, 4), [1, 1, 2]);
+        assert!(s.term(4).is_err());
+    }
+
+    #[test]
+    fn compaction_moves_the_first_index_and_keeps_the_boundary_term() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.append(&(1..=10).map(|i| entry(i, 1 + i / 5)).collect::<Vec<_>>())
+            .unwrap();
+        s.compact(6).unwrap();
+        assert_eq!(s.first_index().unwrap(), 7);
+        assert_eq!(s.term(6).unwrap(), 2);
+        let cases = [
+            (3, 5, Some(StorageError::Compacted)),
+            (6, 8, Some(StorageError::Compacted)),
+            (7, 11, None),
+            (7, 12, Some(StorageError::Unavailable)),
+        ];
+        for (low, high, want) in cases {
+            let got = s.entries(low, high, None, GetEntriesContext::empty(false));
+            match want {
+                None => assert_eq!(got.unwrap().len() as u64, high - low),
+                Some(e) => assert_eq!(got.unwrap_err(), raft::Error::Store(e)),
+            }
+        }
+        assert_eq!(s.log_len(), 4);
+    }
+
+    #[test]
+    fn log_hard_state_and_compaction_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = open(dir.path());
+            s.append(&(1..=8).map(|i| entry(i, 3)).collect::<Vec<_>>())
+                .unwrap();
+            s.set_hard_state(HardState {
+                term: 3,
+                vote: 2,
+                commit: 5,
+                ..Default::default()
+            })
+            .unwrap();
+            s.compact(4).unwrap();
+            s.flush().unwrap();
+        }
+        let s = open(dir.path());
+        let hs = s.initial_state().unwrap().hard_state;
+        assert_eq!((hs.term, hs.vote, hs.commit), (3, 2, 5));
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (5, 8));
+        assert_eq!(s.term(4).unwrap(), 3);
+        assert_eq!(terms(&s, 5, 9), [3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn max_size_limits_entries_but_returns_at_least_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path());
+        s.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        let got = s
+            .entries(1, 6, Some(0), GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn installing_a_snapshot_replaces_state_machine_and_log() {
+        use crate::state::Committed;
+        use crate::{Op, Precondition};
+        let put = |key: &str| {
+            Some((
+                0,
+                Op::Put {
+                    key: key.into(),
+                    value: b"v".to_vec(),
+                    precondition: Precondition::None,
+                },
+            ))
+        };
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(dir_a.path());
+        leader
+            .append(&(1..=3).map(|i| entry(i, 2)).collect::<Vec<_>>())
+            .unwrap();
+        let applied: Vec<Committed> = ["/a", "/b", "/c"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Committed {
+                index: i as u64 + 1,
+                proposal: put(k),
+            })
+            .collect();
+        leader.sm.apply(&applied).unwrap();
+        let snap = leader.snapshot(0, 2).unwrap();
+        assert_eq!(
+            (snap.get_metadata().index, snap.get_metadata().term),
+            (3, 2)
+        );
+
+        let mut follower = open(dir_b.path());
+        follower.append(&[entry(1, 1)]).unwrap();
+        follower
+            .sm
+            .apply(&[Committed {
+                index: 1,
+                proposal: put("/stale"),
+            }])
+            .unwrap();
+        follower.apply_snapshot(&snap).unwrap();
+        assert_eq!(follower.sm.applied_index().unwrap(), 3);
+        assert_eq!(follower.sm.revision().unwrap(), 3);
+        assert!(follower.sm.get("/stale").unwrap().is_none());
+        assert!(follower.sm.get("/c").unwrap().is_some());
+        assert_eq!(follower.sm.history_from(0, 10).unwrap().len(), 3);
+        assert_eq!(
+            (
+                follower.first_index().unwrap(),
+                follower.last_index().unwrap()
+            ),
+            (4, 3)
+        );
+        assert_eq!(follower.term(3).unwrap(), 2);
+        assert_eq!(follower.initial_state().unwrap().hard_state.commit, 3);
+    }
+}
