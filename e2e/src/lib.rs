@@ -3,7 +3,8 @@
 //! # Layout
 //! - `load`: a bounded closed-loop load generator (throughput, p50/p99).
 //! - `etcd`: a 3-member etcd cluster on loopback, the store benchmark's yardstick.
-//! - `tugcp`: a tug control plane as separate `tug-apiserver` processes on loopback.
+//! - `tugcp`: a tug control plane as separate replica processes on loopback (the calling
+//!   binary re-executed with a hidden `replica` subcommand).
 //! - `ports`: loopback port picking.
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
@@ -11,3 +12,4 @@
 pub mod etcd;
 pub mod load;
 pub mod ports;
+pub mod tugcp;

@@ -47,14 +47,26 @@ where
     Fut: Future<Output = Result<(), E>> + Send,
     E: std::fmt::Display,
 {
+    run_clients(clients, total, deadline, move |_, i| op(i)).await
+}
+
+/// Like [`run`], but `op(client, i)` also learns which client loop (0..clients) runs it,
+/// so a client can stick to one server the way a real client stays on its connection.
+pub async fn run_clients<F, Fut, E>(clients: usize, total: u64, deadline: Duration, op: F) -> Report
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
     let op = Arc::new(op);
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    // A JoinSet aborts the client loops if this future is dropped (e.g. on Ctrl-C).
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
         let (op, next, errors) = (op.clone(), next.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -62,7 +74,7 @@ where
                     break;
                 }
                 let t = Instant::now();
-                match op(i).await {
+                match op(client, i).await {
                     Ok(()) => latencies.push(t.elapsed()),
                     Err(e) => {
                         if errors.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -72,11 +84,11 @@ where
                 }
             }
             latencies
-        }));
+        });
     }
     let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap_or_default());
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.unwrap_or_default());
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
@@ -135,5 +147,37 @@ mod tests {
         assert_eq!(seen, (0..40).collect::<Vec<_>>());
         assert_eq!(report.ops, 36);
         assert_eq!(report.errors, 4);
+    }
+
+    #[tokio::test]
+    async fn run_clients_tells_each_operation_its_client() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let report = run_clients(3, 30, Duration::from_secs(60), move |c, i| {
+            s.lock().unwrap().push((c, i));
+            async { Ok::<(), &str>(()) }
+        })
+        .await;
+        assert_eq!(report.ops, 30);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 30);
+        assert!(seen.iter().all(|(c, _)| *c < 3), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_run_stops_its_client_loops() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = calls.clone();
+        let run = run(2, u64::MAX, Duration::from_secs(60), move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<(), &str>(())
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(50), run).await;
+        let after_drop = calls.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(calls.load(Ordering::Relaxed), after_drop);
     }
 }
