@@ -20,13 +20,16 @@
 
 mod context;
 pub mod endpoints;
+pub mod expectations;
 pub mod garbagecollector;
 mod informers;
 pub mod job;
 mod manager;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod pod_control;
 mod recorder;
+pub mod replicaset;
 
 pub use context::{Context, Options};
 pub use informers::{Informers, SharedInformer};
