@@ -300,42 +300,82 @@ async fn a_restarted_replica_catches_up_from_the_log_and_from_a_snapshot() {
     c.shutdown().await;
 }
 
-/// Prints put throughput; no assertion on the numbers (the machine is shared).
+/// Runs `clients` tasks doing `op` in a loop for `secs`; returns operations per second.
+async fn measure<F, Fut>(clients: usize, secs: u64, op: F) -> f64
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|w| {
+            let stop = stop.clone();
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    op(w, n).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Prints throughput on 3 local replicas; no assertion on the numbers (the machine is
+/// shared and this is a debug build).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_throughput_on_three_replicas() {
     let mut c = Cluster::start(3, false, 10_000).await;
     let leader = c.store(c.leader().await);
+    let all = c.running();
     for clients in [1usize, 64] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..clients)
-            .map(|w| {
-                let store = leader.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        store
-                            .txn(put(&format!("/bench/{clients}/{w}/{n}")))
-                            .await
-                            .unwrap();
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap();
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "3 replicas, {clients} client(s): {total} puts in {secs:.1}s = {:.0} txn/s",
-            total as f64 / secs
-        );
+        let store = leader.clone();
+        let rate = measure(clients, 3, move |w, n| {
+            let store = store.clone();
+            async move {
+                store
+                    .txn(put(&format!("/bench/leader/{w}/{n}")))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        println!("3 replicas, {clients} client(s) on the leader: {rate:.0} txn/s");
     }
+    let stores = all.clone();
+    let rate = measure(64, 3, move |w, n| {
+        let store = stores[w % stores.len()].clone();
+        async move {
+            store
+                .txn(put(&format!("/bench/spread/{w}/{n}")))
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    println!("3 replicas, 64 clients spread over all replicas: {rate:.0} txn/s");
+    let stores = all.clone();
+    let rate = measure(64, 3, move |w, n| {
+        let store = stores[w % stores.len()].clone();
+        async move {
+            store
+                .get(&format!("/bench/spread/{w}/{n}"), Read::Linearizable)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    println!("3 replicas, 64 clients spread over all replicas: {rate:.0} linearizable get/s");
     c.shutdown().await;
 }
