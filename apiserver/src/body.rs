@@ -10,7 +10,11 @@ use crate::error::{ApiError, Result};
 /// Larger request bodies are refused before parsing (Kubernetes' 3 MiB limit).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-const OBJECT_TYPES: &[&str] = &["application/json", "application/yaml"];
+const OBJECT_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 /// Reads the whole body, answering 413 beyond [`MAX_BODY_BYTES`].
 pub async fn read(body: Body) -> Result<Bytes> {
@@ -52,6 +56,7 @@ pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Value> {
     let value = match ct.as_str() {
         "application/json" | "*/*" => decode_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(bytes)?,
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(bytes)?,
         other => return Err(ApiError::unsupported_media_type(other, OBJECT_TYPES)),
     };
     if !value.is_object() {
@@ -137,8 +142,9 @@ mod tests {
             (
                 "application/vnd.kubernetes.protobuf",
                 "x",
-                Err((415, "unknown format")),
+                Err((400, "magic")),
             ),
+            ("application/cbor", "x", Err((415, "unknown format"))),
         ];
         for (ct, body, want) in cases {
             let got = decode_object(&headers(ct), body.as_bytes());

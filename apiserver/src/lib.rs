@@ -15,7 +15,8 @@
 //!   rules (status subresource, generation, pod QoS).
 //! - `object`, `body`, `negotiate`, `selector`, `error`: stored-object codec, request
 //!   bodies (JSON/YAML, 3 MiB), response shapes (Table, PartialObjectMetadata),
-//!   label/field selectors, and `Status` errors.
+//!   label/field selectors, and `Status` errors; `protobuf`: the protobuf bodies of
+//!   kubectl's typed commands, decoded to JSON.
 //! - `namespaces`: the initial namespaces and the emptying of deleted namespaces.
 //! - `metrics`: `/metrics`.
 //! - `patch`, `admission`, `table`, `discovery`: patching, decoding/defaulting/validation,
@@ -33,6 +34,7 @@ mod namespaces;
 mod negotiate;
 mod object;
 pub mod patch;
+mod protobuf;
 pub mod registry;
 mod rest;
 mod routes;

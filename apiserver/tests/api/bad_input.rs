@@ -26,7 +26,7 @@ async fn bad_bodies_are_rejected_with_clear_messages_and_change_nothing() {
         ("not an object", "application/json", b"[1, 2]".to_vec(), 400, "single object"),
         ("wrong kind", "application/json", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}).to_string().into_bytes(), 400, "Secret"),
         ("wrong apiVersion", "application/json", json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes(), 400, "apps/v1"),
-        ("unsupported media type", "application/vnd.kubernetes.protobuf", b"xx".to_vec(), 415, "unknown format"),
+        ("unsupported media type", "application/cbor", b"xx".to_vec(), 415, "unknown format"),
         (
             "1.6 MiB ConfigMap (Kubernetes limits data to 1 MiB)",
             "application/json",
