@@ -1,12 +1,17 @@
 //! The controller runner: workers take keys from a [`WorkQueue`] and reconcile them;
 //! errors requeue with back-off, `Action` says when to look again.
 
+use crate::api::Api;
+use crate::informer::Informer;
 use crate::queue::WorkQueue;
-use crate::store::ObjectKey;
+use crate::store::{ObjectKey, Store};
+use crate::watcher;
+use futures::future::BoxFuture;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tug_proto::Resource;
 
 /// What a successful reconcile asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +73,100 @@ where
     E: Display + Send + 'static,
 {
     run(queue, reconcile, workers).await
+}
+
+/// A controller for kind `K`: an informer on `K` whose changes enqueue their own keys,
+/// optional informers on other kinds that enqueue mapped keys (`owns`, `watches`), and
+/// workers running `reconcile(key)`.
+pub struct Controller<K: Resource> {
+    queue: WorkQueue<ObjectKey>,
+    store: Store<K>,
+    /// (informer run future, its cache's readiness) per informer.
+    informers: Vec<(BoxFuture<'static, ()>, BoxFuture<'static, ()>)>,
+}
+
+impl<K: Resource> Controller<K> {
+    /// Watches `api`'s collection (filtered by `config`'s selectors).
+    pub fn new(api: Api<K>, config: watcher::Config) -> Self {
+        let queue = WorkQueue::default();
+        let mut informer = Informer::new(api, config);
+        informer.enqueue_into(queue.clone());
+        let store = informer.store();
+        let mut c = Controller {
+            queue,
+            store,
+            informers: Vec::new(),
+        };
+        c.push(informer);
+        c
+    }
+
+    fn push<C: Resource>(&mut self, informer: Informer<C>) {
+        let store = informer.store();
+        self.informers.push((
+            Box::pin(informer.run()),
+            Box::pin(async move { store.wait_until_ready().await }),
+        ));
+    }
+
+    /// The cache of `K`.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// The queue; call `shutdown()` on it to stop [`run`](Self::run).
+    pub fn queue(&self) -> WorkQueue<ObjectKey> {
+        self.queue.clone()
+    }
+
+    /// Also watches `C` objects controlled by a `K` (ownerReference with
+    /// `controller: true`, e.g. Pods of a ReplicaSet) and reconciles their owner.
+    pub fn owns<C: Resource>(&mut self, api: Api<C>, config: watcher::Config) -> Store<C> {
+        let mut informer = Informer::new(api, config);
+        informer.enqueue_owner(self.queue.clone(), K::KIND);
+        let store = informer.store();
+        self.push(informer);
+        store
+    }
+
+    /// Also watches `C` objects and reconciles the keys `map` derives from each.
+    pub fn watches<C: Resource>(
+        &mut self,
+        api: Api<C>,
+        config: watcher::Config,
+        map: impl Fn(&C) -> Vec<ObjectKey> + Send + Sync + 'static,
+    ) -> Store<C> {
+        let mut informer = Informer::new(api, config);
+        informer.enqueue_mapped(self.queue.clone(), map);
+        let store = informer.store();
+        self.push(informer);
+        store
+    }
+
+    /// Starts the informers, waits until every cache has its first list (so reconcile
+    /// never mistakes "not loaded" for "absent"), then runs `workers` workers until the
+    /// queue is shut down. The informers stop when this returns.
+    pub async fn run<F, Fut, E>(self, reconcile: F, workers: usize)
+    where
+        F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut readiness = Vec::new();
+        for (run_informer, ready) in self.informers {
+            tasks.spawn(run_informer);
+            readiness.push(ready);
+        }
+        let queue = self.queue.clone();
+        tokio::select! {
+            _ = futures::future::join_all(readiness) => {}
+            _ = queue.closed() => return,
+        }
+        run(self.queue, reconcile, workers).await;
+        // Dropping the JoinSet aborts the informers.
+        tasks.abort_all();
+    }
 }
 
 #[cfg(test)]

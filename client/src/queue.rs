@@ -49,6 +49,8 @@ struct State<T> {
 pub struct WorkQueue<T> {
     state: Arc<Mutex<State<T>>>,
     notify: Arc<Notify>,
+    /// Flips to true on shutdown; for [`WorkQueue::closed`].
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
     rate: RateLimit,
 }
 
@@ -57,6 +59,7 @@ impl<T> Clone for WorkQueue<T> {
         WorkQueue {
             state: self.state.clone(),
             notify: self.notify.clone(),
+            closed: self.closed.clone(),
             rate: self.rate,
         }
     }
@@ -83,6 +86,7 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
                 shutdown: false,
             })),
             notify: Arc::new(Notify::new()),
+            closed: Arc::new(tokio::sync::watch::channel(false).0),
             rate,
         }
     }
@@ -253,6 +257,13 @@ impl<T: Hash + Eq + Clone + Send + 'static> WorkQueue<T> {
     pub fn shutdown(&self) {
         self.lock().shutdown = true;
         self.notify.notify_waiters();
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the queue is shut down.
+    pub async fn closed(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     pub fn is_shutdown(&self) -> bool {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tug_client::{
-    controller, watcher, Action, Api, ApiResource, Config, DeleteParams, Deleted, DynamicApi,
-    Informer, ListParams, ObjectKey, PatchKind, WorkQueue,
+    controller, watcher, Action, Api, ApiResource, Config, Controller, DeleteParams, Deleted,
+    DynamicApi, Informer, ListParams, ObjectKey, PatchKind, WorkQueue,
 };
 use tug_proto::core::v1::ConfigMap;
 use tug_proto::ObjectMeta;
@@ -322,5 +322,75 @@ async fn the_informer_feeds_the_cache_and_the_queue_drives_reconcile() {
     queue.shutdown();
     runner.await.unwrap();
     informer_task.abort();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_controller_reconciles_the_owner_when_an_owned_object_changes() {
+    use tug_proto::core::v1::Secret;
+    use tug_proto::meta::v1::OwnerReference;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = tug_apiserver::testing::single(dir.path()).await;
+    let client = client_for(&server).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let owner = cms.create(&config_map("owner", &[])).await.unwrap();
+
+    let mut controller = Controller::new(cms.clone(), watcher::Config::default());
+    let owned = controller.owns(secrets.clone(), watcher::Config::default());
+    let queue = controller.queue();
+    // Reconcile records how many owned secrets each key had in the cache at the time.
+    let seen: Arc<Mutex<Vec<(ObjectKey, usize)>>> = Arc::default();
+    let runner = {
+        let seen = seen.clone();
+        tokio::spawn(controller.run(
+            move |key: ObjectKey| {
+                let (owned, seen) = (owned.clone(), seen.clone());
+                async move {
+                    let n = owned
+                        .list_by_namespace(&key.namespace)
+                        .iter()
+                        .filter(|s| {
+                            s.metadata
+                                .controller_ref()
+                                .is_some_and(|r| r.name == key.name)
+                        })
+                        .count();
+                    seen.lock().unwrap().push((key, n));
+                    Ok::<_, std::convert::Infallible>(Action::AwaitChange)
+                }
+            },
+            1,
+        ))
+    };
+
+    let key = ObjectKey::new("default", "owner");
+    eventually("the initial reconcile of the owner", || {
+        seen.lock().unwrap().contains(&(key.clone(), 0))
+    })
+    .await;
+
+    let mut secret = Secret {
+        metadata: ObjectMeta::named("child"),
+        ..Default::default()
+    }
+    .with_type_meta();
+    secret.metadata.owner_references.push(OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        uid: owner.metadata.uid.clone().unwrap(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    });
+    secrets.create(&secret).await.unwrap();
+    eventually("the owner reconciled after its secret appeared", || {
+        seen.lock().unwrap().contains(&(key.clone(), 1))
+    })
+    .await;
+
+    queue.shutdown();
+    runner.await.unwrap();
     server.shutdown().await;
 }

@@ -16,9 +16,10 @@ pub enum Output {
     Name,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Args {
-    /// Kind: plural, singular, short name (po, svc, deploy, ...) or `kind.group`.
+    /// Kind: plural, singular, short name (po, svc, deploy, ...) or `kind.group`; or
+    /// `KIND/NAME` arguments (`pod/web-1 svc/web`).
     pub kind: String,
     /// Names of objects to show (all when omitted).
     pub names: Vec<String>,
@@ -40,6 +41,63 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
+    if !args.kind.contains('/') {
+        return run_kind(ctx, args).await;
+    }
+    // `tug get pod/a svc/b pod/c`: one pass per kind, in the order kinds first appear.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for arg in std::iter::once(&args.kind).chain(&args.names) {
+        let Some((kind, name)) = arg.split_once('/') else {
+            anyhow::bail!("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (got {arg:?})");
+        };
+        match groups.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, names)) => names.push(name.to_string()),
+            None => groups.push((kind.to_string(), vec![name.to_string()])),
+        }
+    }
+    if args.watch && groups.len() > 1 {
+        anyhow::bail!("watch is only supported on one kind at a time");
+    }
+    let objects_out = matches!(args.output, Some(Output::Json | Output::Yaml));
+    let mut ok = true;
+    let mut all_objects = Vec::new();
+    for (i, (kind, names)) in groups.into_iter().enumerate() {
+        let group = Args {
+            kind,
+            names,
+            ..args.clone()
+        };
+        if objects_out {
+            let info = kinds::resolve(&group.kind)?;
+            let namespace = (!args.all_namespaces).then(|| ctx.namespace.clone());
+            let api = DynamicApi::dynamic(
+                ctx.client.clone(),
+                info.api_resource(),
+                namespace.as_deref(),
+            );
+            let (objects, _, found) =
+                fetch_objects(ctx, &api, info, &group, &ListParams::default()).await?;
+            all_objects.extend(objects);
+            ok &= found;
+            continue;
+        }
+        if i > 0 && args.output.is_none_or(|o| o == Output::Wide) {
+            writeln!(ctx.out)?;
+        }
+        ok &= run_kind(ctx, &group).await?;
+    }
+    if let Some(format) = args.output.filter(|_| objects_out) {
+        let v = if all_objects.len() == 1 {
+            all_objects.pop().unwrap_or_default()
+        } else {
+            printer::as_list(all_objects)
+        };
+        print_object(ctx, format, &v)?;
+    }
+    Ok(ok)
+}
+
+async fn run_kind(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
     let kind = kinds::resolve(&args.kind)?;
     if args.watch && args.names.len() > 1 {
         anyhow::bail!(

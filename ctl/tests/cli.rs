@@ -140,6 +140,46 @@ async fn the_seed_manifests_apply_get_and_delete_like_kubectl() {
         r.out
     );
 
+    // KIND/NAME arguments, several kinds at once.
+    let r = tug(
+        &server,
+        &[
+            "get",
+            "svc/web",
+            "deploy/static-site-deployment",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.out, "service/web\ndeployment.apps/static-site-deployment\n",
+        "{}",
+        r.err
+    );
+    let r = tug(
+        &server,
+        &["get", "svc/web", "deploy/static-site-deployment"],
+    )
+    .await;
+    assert_eq!(r.out.matches("NAME ").count(), 2, "{}", r.out);
+    let r = tug(
+        &server,
+        &[
+            "get",
+            "svc/web",
+            "svc/my-service",
+            "-n",
+            "prod",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 1, "web is not in prod");
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["metadata"]["name"], "my-service");
+
     let r = tug(&server, &["get", "pods"]).await;
     assert_eq!(r.code, 0);
     assert_eq!(r.err, "No resources found in default namespace.\n");
