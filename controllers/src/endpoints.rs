@@ -5,11 +5,11 @@ use crate::Context;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tug_client::{controller, Action, Api, DeleteParams, ObjectKey, Store, WorkQueue};
+use tug_proto::core::v1::ServicePort;
 use tug_proto::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
 };
 use tug_proto::labels::Selector;
-use tug_proto::core::v1::ServicePort;
 use tug_proto::{IntOrString, ObjectMeta};
 
 /// Set on the Endpoints of a headless (`clusterIP: None`) Service, as Kubernetes does.
@@ -112,9 +112,9 @@ fn service_selects(svc: &Service, pod: &Pod) -> bool {
 
 /// Only Services with a selector (and not ExternalName) get controller-managed Endpoints.
 fn manages_endpoints(svc: &Service) -> bool {
-    svc.spec.as_ref().is_some_and(|s| {
-        !s.selector.is_empty() && s.type_.as_deref() != Some("ExternalName")
-    })
+    svc.spec
+        .as_ref()
+        .is_some_and(|s| !s.selector.is_empty() && s.type_.as_deref() != Some("ExternalName"))
 }
 
 async fn reconcile(
@@ -156,8 +156,7 @@ async fn reconcile(
             Err(e) => return Err(err(e)),
         },
         Some(current) => {
-            if current.subsets == want.subsets && current.metadata.labels == want.metadata.labels
-            {
+            if current.subsets == want.subsets && current.metadata.labels == want.metadata.labels {
                 return Ok(Action::AwaitChange);
             }
             let mut next = (*current).clone();
@@ -430,11 +429,7 @@ mod tests {
         ];
         let numeric = service(vec![sport("", 80, Some(IntOrString::Int(8080)))]);
         let mut publish = numeric.clone();
-        publish
-            .spec
-            .as_mut()
-            .unwrap()
-            .publish_not_ready_addresses = Some(true);
+        publish.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
         // (service, ready IPs, not-ready IPs)
         let cases = [
             (numeric, vec!["10.1.0.1"], vec!["10.1.0.2"]),
