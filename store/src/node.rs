@@ -33,6 +33,8 @@ pub(crate) enum Command {
     ReadIndex {
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// Hand leadership to the most up-to-date follower (before a planned shutdown).
+    TransferLeadership,
     Shutdown,
 }
 
@@ -236,9 +238,28 @@ impl Node {
             }
             Command::Propose { op, reply } => self.propose(op, reply),
             Command::ReadIndex { reply } => self.read_queue.push(reply),
+            Command::TransferLeadership => self.transfer_leadership(),
             Command::Shutdown => return false,
         }
         true
+    }
+
+    fn transfer_leadership(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        let me = self.raw.raft.id;
+        let best = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .max_by_key(|(_, pr)| pr.matched)
+            .map(|(id, _)| *id);
+        if let Some(to) = best {
+            self.raw.transfer_leader(to);
+        }
     }
 
     fn propose(&mut self, op: crate::Op, reply: oneshot::Sender<Result<(TxnResult, u64)>>) {

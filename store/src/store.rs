@@ -23,6 +23,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// How long a proposal may take to commit and apply before the caller gets `Timeout`.
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 const RETRY_EVERY: Duration = Duration::from_millis(50);
+/// How long a stopping leader waits for leadership to move to a follower.
+const TRANSFER_WAIT: Duration = Duration::from_secs(1);
 /// Commands queued for the raft thread before callers are turned away.
 const COMMAND_QUEUE: usize = 65_536;
 
@@ -289,9 +291,31 @@ impl Store {
     /// Stops the raft thread, the peer server and the peer senders. Data stays on disk and
     /// the data directory can be reopened once this returns.
     pub async fn shutdown(&self) {
+        self.stop(true).await
+    }
+
+    /// Stops like `shutdown` but without handing leadership over first, as a crash
+    /// would (tests use it to exercise elections).
+    #[doc(hidden)]
+    pub async fn kill(&self) {
+        self.stop(false).await
+    }
+
+    async fn stop(&self, hand_over: bool) {
         let inner = &self.inner;
         if inner.stopped.swap(true, Ordering::SeqCst) {
             return;
+        }
+        // A planned stop of the leader hands leadership over first, so writers wait for a
+        // transfer (milliseconds) instead of an election timeout.
+        if hand_over
+            && inner.shared.is_leader.load(Ordering::Relaxed)
+            && inner.command(Command::TransferLeadership).is_ok()
+        {
+            let deadline = Instant::now() + TRANSFER_WAIT;
+            while Instant::now() < deadline && self.leader() == Some(inner.id) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         inner.shared.stop.store(true, Ordering::SeqCst);
         let _ = inner.cmd.try_send(Command::Shutdown);

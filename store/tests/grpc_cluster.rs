@@ -99,6 +99,13 @@ impl Cluster {
         }
     }
 
+    /// Stops a replica without a leadership hand-over, like a crash.
+    async fn kill(&mut self, id: u64) {
+        if let Some(s) = self.stores[(id - 1) as usize].take() {
+            s.kill().await;
+        }
+    }
+
     async fn restart(&mut self, id: u64) {
         let cfg = self.configs[(id - 1) as usize].clone();
         let listener = bind(&cfg.peers[&id]).await;
@@ -204,7 +211,7 @@ fn spawn_writers(
         .collect()
 }
 
-async fn leader_failover_keeps_every_acknowledged_write(tls: bool) {
+async fn leader_failover_keeps_every_acknowledged_write(tls: bool, crash: bool) {
     let mut c = Cluster::start(3, tls, 10_000).await;
     let leader = c.leader().await;
     let stores = Arc::new(Mutex::new(c.running()));
@@ -213,7 +220,11 @@ async fn leader_failover_keeps_every_acknowledged_write(tls: bool) {
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     stores.lock().unwrap().retain(|s| s.id() != leader);
-    c.stop(leader).await;
+    if crash {
+        c.kill(leader).await;
+    } else {
+        c.stop(leader).await;
+    }
     let killed_at = Instant::now();
     let new_leader = c.leader().await;
     assert_ne!(new_leader, leader);
@@ -231,8 +242,8 @@ async fn leader_failover_keeps_every_acknowledged_write(tls: bool) {
         .expect("no write succeeded after the leader was killed");
     let recovery = first_after - killed_at;
     println!(
-        "tls={tls}: leader {leader} stopped; new leader {new_leader}; first write \
-         acknowledged {recovery:?} after the stop; {} writes acknowledged in all",
+        "tls={tls} crash={crash}: leader {leader} stopped; new leader {new_leader}; first \
+         write acknowledged {recovery:?} after the stop; {} writes acknowledged in all",
         acked.len()
     );
     assert!(recovery < Duration::from_secs(10));
@@ -245,13 +256,18 @@ async fn leader_failover_keeps_every_acknowledged_write(tls: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_failover_keeps_every_acknowledged_write_plaintext() {
-    leader_failover_keeps_every_acknowledged_write(false).await;
+async fn leader_crash_keeps_every_acknowledged_write_plaintext() {
+    leader_failover_keeps_every_acknowledged_write(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_failover_keeps_every_acknowledged_write_mtls() {
-    leader_failover_keeps_every_acknowledged_write(true).await;
+async fn leader_shutdown_hands_over_and_keeps_every_acknowledged_write() {
+    leader_failover_keeps_every_acknowledged_write(false, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_keeps_every_acknowledged_write_mtls() {
+    leader_failover_keeps_every_acknowledged_write(true, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
