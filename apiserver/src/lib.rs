@@ -18,6 +18,7 @@
 //!   label/field selectors, and `Status` errors; `protobuf`: the protobuf bodies of
 //!   kubectl's typed commands, decoded to JSON.
 //! - `namespaces`: the initial namespaces and the emptying of deleted namespaces.
+//! - `allocator`: Service cluster IPs and node ports (reservation keys in the store).
 //! - `metrics`: `/metrics`.
 //! - `patch`, `admission`, `table`, `discovery`: patching, decoding/defaulting/validation,
 //!   server-side printing and discovery documents.
@@ -25,6 +26,7 @@
 //!   client, for this crate's tests and other crates'.
 
 pub mod admission;
+mod allocator;
 mod authn;
 mod body;
 pub mod discovery;

@@ -12,7 +12,7 @@ use super::{
 use crate::error::{ApiError, FieldCause, Result};
 use crate::registry::ResourceInfo;
 use crate::state::AppState;
-use crate::{admission, body, object, strategy};
+use crate::{admission, allocator, body, object, strategy};
 
 /// How many fresh `generateName` suffixes to try before reporting the collision.
 const GENERATE_NAME_ATTEMPTS: usize = 5;
@@ -77,25 +77,49 @@ pub async fn create(state: &AppState, req: &Req, body: Body) -> Result<Response>
         // Admission normalizes; it must not move the object.
         object::set_meta(&mut admitted, "name", Some(json!(name)));
         strategy::finish_create(info, &mut admitted);
-        let bytes = object::encode(&admitted)?;
+        object::encode(&admitted)?;
         if req.dry_run() {
             return Ok(req.out.object(StatusCode::CREATED, info, admitted));
         }
+        let reservations = if info.plural == "services" {
+            allocator::allocate_for_create(state, &mut admitted).await?
+        } else {
+            allocator::Reservations::default()
+        };
         let key = info.key(req.target.namespace.as_deref(), &name);
-        match state
-            .store
-            .txn(Op::Put {
-                key,
-                value: bytes,
-                precondition: Precondition::Absent,
-            })
-            .await?
-        {
-            TxnResult::Applied { kv, .. } => {
+        let written = match object::encode(&admitted) {
+            Ok(value) => {
+                state
+                    .store
+                    .txn(Op::Put {
+                        key,
+                        value,
+                        precondition: Precondition::Absent,
+                    })
+                    .await
+            }
+            Err(e) => {
+                reservations.release(state).await;
+                return Err(e);
+            }
+        };
+        let written = match written {
+            Ok(TxnResult::Applied { kv, .. }) => Ok(kv),
+            Ok(TxnResult::Failed { .. }) => Err(None),
+            Err(e) => Err(Some(e)),
+        };
+        // Only a write that certainly did not happen gives its reservations back: one
+        // that timed out may still apply, and a leaked IP is safer than a shared one.
+        if matches!(written, Err(None)) {
+            reservations.release(state).await;
+        }
+        match written {
+            Ok(kv) => {
                 let created = object::decode(&kv)?;
                 return Ok(req.out.object(StatusCode::CREATED, info, created));
             }
-            TxnResult::Failed { .. } => {
+            Err(Some(e)) => return Err(e.into()),
+            Err(None) => {
                 if !given_name.is_empty() || attempt + 1 == GENERATE_NAME_ATTEMPTS {
                     return Err(ApiError::already_exists(info, &name));
                 }

@@ -191,6 +191,9 @@ async fn delete_one(
             .await?
         {
             TxnResult::Applied { kv, .. } => {
+                if info.plural == "services" {
+                    crate::allocator::release_all(state, &current).await;
+                }
                 let mut obj = object::decode(&kv).unwrap_or(current);
                 object::set_meta(
                     &mut obj,

@@ -12,7 +12,7 @@ use crate::error::{ApiError, FieldCause, Result};
 use crate::registry::ResourceInfo;
 use crate::state::AppState;
 use crate::strategy::{self, Part};
-use crate::{admission, body, object};
+use crate::{admission, allocator, body, object};
 
 /// Read-modify-write attempts when no resourceVersion pins the write and other writers
 /// keep winning the race.
@@ -116,6 +116,12 @@ pub async fn write_update(
         return Ok(Outcome::Done(admitted));
     }
     let key = info.key(non_empty(object::namespace(old)), &name);
+    let is_service = info.plural == "services";
+    let (reservations, dropped_ports) = if is_service && !finalized {
+        allocator::allocate_for_update(state, &mut admitted, old).await?
+    } else {
+        Default::default()
+    };
     let op = if finalized {
         // The last finalizer of a deleted object is gone: the object goes with it.
         Op::Delete {
@@ -123,13 +129,29 @@ pub async fn write_update(
             precondition: Precondition::ModRevision(old_rev),
         }
     } else {
+        let value = match object::encode(&admitted) {
+            Ok(v) => v,
+            Err(e) => {
+                reservations.release(state).await;
+                return Err(e);
+            }
+        };
         Op::Put {
             key,
-            value: object::encode(&admitted)?,
+            value,
             precondition: Precondition::ModRevision(old_rev),
         }
     };
-    match state.store.txn(op).await? {
+    // A failed store call may still apply later: keep its reservations (see create).
+    let result = state.store.txn(op).await?;
+    match &result {
+        TxnResult::Applied { .. } if is_service && finalized => {
+            allocator::release_all(state, old).await
+        }
+        TxnResult::Applied { .. } => allocator::release_keys(state, dropped_ports).await,
+        TxnResult::Failed { .. } => reservations.release(state).await,
+    }
+    match result {
         TxnResult::Applied { kv, .. } if finalized => {
             let mut obj = admitted;
             object::set_meta(

@@ -434,3 +434,87 @@ async fn a_body_namespace_that_differs_from_the_url_is_400() {
         .contains("does not match the namespace"));
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_unique_cluster_ips_and_node_ports_that_deletion_frees() {
+    let env = env().await;
+    let c = env.server.client();
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec});
+    let (code, a) = c
+        .post(
+            svcs,
+            &svc(
+                "a",
+                json!({"selector": {"app": "a"}, "ports": [{"port": 80}]}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{a}");
+    let ip = a["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10."), "{a}");
+    assert_eq!(a["spec"]["clusterIPs"], json!([ip]));
+
+    let (code, np) = c
+        .post(
+            svcs,
+            &svc(
+                "np",
+                json!({"type": "NodePort", "selector": {"app": "a"}, "ports": [{"port": 80}]}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{np}");
+    let port = np["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&port), "{np}");
+    assert_ne!(np["spec"]["clusterIP"], a["spec"]["clusterIP"]);
+
+    // Taken IPs and ports are refused; headless services get none.
+    let (code, status) = c
+        .post(
+            svcs,
+            &svc("dup", json!({"clusterIP": ip, "ports": [{"port": 80}]})),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("already allocated"));
+    let (code, status) = c
+        .post(
+            svcs,
+            &svc(
+                "dup2",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    let (code, headless) = c
+        .post(
+            svcs,
+            &svc("h", json!({"clusterIP": "None", "ports": [{"port": 80}]})),
+        )
+        .await;
+    assert_eq!(code, 201, "{headless}");
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+
+    // An update keeps the allocation even when the body leaves it out.
+    let mut put = a.clone();
+    put["spec"].as_object_mut().unwrap().remove("clusterIP");
+    put["spec"].as_object_mut().unwrap().remove("clusterIPs");
+    put["metadata"]["labels"] = json!({"x": "y"});
+    let (code, updated) = c.put(&format!("{svcs}/a"), &put).await;
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(updated["spec"]["clusterIP"], ip.as_str());
+
+    // Deleting frees both for reuse.
+    c.delete(&format!("{svcs}/a")).await;
+    c.delete(&format!("{svcs}/np")).await;
+    let (code, again) = c
+        .post(svcs, &svc("again", json!({"type": "NodePort", "clusterIP": ip, "ports": [{"port": 80, "nodePort": port}]})))
+        .await;
+    assert_eq!(code, 201, "{again}");
+    env.done().await;
+}
