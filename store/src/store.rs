@@ -57,6 +57,8 @@ pub(crate) struct ServerHandle {
 
 pub(crate) struct Inner {
     pub(crate) id: u64,
+    /// Replicas in the cluster, this one included.
+    cluster_size: usize,
     cmd: SyncSender<Command>,
     pub(crate) shared: Arc<Shared>,
     /// `None` once shut down, so sled's files are released for a reopen.
@@ -181,6 +183,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 id: cfg.id,
+                cluster_size: cfg.peers.len(),
                 cmd,
                 shared,
                 sm: RwLock::new(Some(sm)),
@@ -309,6 +312,7 @@ impl Store {
         // A planned stop of the leader hands leadership over first, so writers wait for a
         // transfer (milliseconds) instead of an election timeout.
         if hand_over
+            && inner.cluster_size > 1
             && inner.shared.is_leader.load(Ordering::Relaxed)
             && inner.command(Command::TransferLeadership).is_ok()
         {
