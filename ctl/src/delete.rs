@@ -4,7 +4,8 @@ use crate::apply::namespace_for;
 use crate::kinds::{self, KindInfo};
 use crate::manifest::{self, Mode};
 use crate::Ctx;
-use tug_client::{DeleteParams, DynamicApi, ListParams, PropagationPolicy};
+use std::time::Duration;
+use tug_client::{DeleteParams, Deleted, DynamicApi, ListParams, PropagationPolicy};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Cascade {
@@ -40,6 +41,12 @@ pub struct Args {
     /// Treat a missing object as deleted.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Wait until objects that are terminating (grace period, finalizers) are gone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (0: wait as long as it takes).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
 }
 
 impl Args {
@@ -80,6 +87,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
     });
     let targets: Vec<Target> = targets.collect();
     let params = args.params();
+    let mut terminating = Vec::new();
     for t in targets {
         let api = DynamicApi::dynamic(
             ctx.client.clone(),
@@ -87,7 +95,22 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
             t.namespace.as_deref(),
         );
         match api.delete(&t.name, &params).await {
-            Ok(_) => writeln!(ctx.out, "{} \"{}\" deleted", t.kind.display(), t.name)?,
+            Ok(answer) => {
+                writeln!(ctx.out, "{} \"{}\" deleted", t.kind.display(), t.name)?;
+                // An object answer with a deletionTimestamp is still terminating; a
+                // Status (or an object without one) means it is already gone.
+                if let Deleted::Object(o) = answer {
+                    if o.pointer("/metadata/deletionTimestamp")
+                        .is_some_and(|v| !v.is_null())
+                    {
+                        let uid = o
+                            .pointer("/metadata/uid")
+                            .and_then(|u| u.as_str())
+                            .map(str::to_string);
+                        terminating.push((t, api, uid));
+                    }
+                }
+            }
             Err(e) if e.is_not_found() && args.ignore_not_found => {}
             Err(e) => {
                 writeln!(ctx.err, "{e}")?;
@@ -95,7 +118,49 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
             }
         }
     }
+    if args.wait && !terminating.is_empty() {
+        ctx.out.flush()?;
+        let deadline = (args.timeout > 0)
+            .then(|| tokio::time::Instant::now() + Duration::from_secs(args.timeout));
+        for (t, api, uid) in terminating {
+            if !wait_gone(&api, &t.name, uid.as_deref(), deadline).await? {
+                ctx.error(format_args!(
+                    "timed out waiting for {} \"{}\" to be deleted; it is still terminating",
+                    t.kind.display(),
+                    t.name
+                ));
+                ok = false;
+            }
+        }
+    }
     Ok(ok)
+}
+
+/// Polls until the object is gone (or replaced by a new one with another uid); `false`
+/// when the deadline passed first.
+async fn wait_gone(
+    api: &DynamicApi,
+    name: &str,
+    uid: Option<&str>,
+    deadline: Option<tokio::time::Instant>,
+) -> anyhow::Result<bool> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match api.get_opt(name).await? {
+            None => return Ok(true),
+            Some(o)
+                if uid.is_some() && o.pointer("/metadata/uid").and_then(|u| u.as_str()) != uid =>
+            {
+                return Ok(true)
+            }
+            Some(_) => {}
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() + delay > d) {
+            return Ok(false);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
 }
 
 async fn targets(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<Vec<Result<Target, String>>> {

@@ -86,7 +86,10 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
         }
         ok &= run_kind(ctx, &group).await?;
     }
-    if let Some(format) = args.output.filter(|_| objects_out) {
+    if let Some(format) = args
+        .output
+        .filter(|_| objects_out && !all_objects.is_empty())
+    {
         let v = if all_objects.len() == 1 {
             all_objects.pop().unwrap_or_default()
         } else {
@@ -140,6 +143,8 @@ async fn run_kind(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
                 for o in &objects {
                     writeln!(ctx.out, "{}", name_of(kind, o))?;
                 }
+            } else if objects.is_empty() && !args.names.is_empty() {
+                // Every name was NotFound (already reported): nothing to print.
             } else {
                 let v = if objects.len() == 1 && !args.names.is_empty() {
                     objects.into_iter().next().unwrap_or_default()

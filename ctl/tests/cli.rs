@@ -184,6 +184,8 @@ async fn the_seed_manifests_apply_get_and_delete_like_kubectl() {
     assert_eq!(r.code, 0);
     assert_eq!(r.err, "No resources found in default namespace.\n");
 
+    let r = tug(&server, &["get", "deploy", "nope", "-o", "yaml"]).await;
+    assert_eq!((r.code, r.out.as_str()), (1, ""));
     let r = tug(&server, &["get", "deploy", "nope"]).await;
     assert_eq!(r.code, 1);
     assert!(
@@ -316,6 +318,28 @@ async fn delete_by_name_reports_each_object() {
         "{}",
         r.err
     );
+
+    // A pod on a node terminates gracefully: delete waits for it (here: in vain, there
+    // is no node agent), unless told not to.
+    let pod = write(
+        dir.path(),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: i}]\n",
+    );
+    assert_eq!(tug(&server, &["apply", "-f", &pod]).await.code, 0);
+    let r = tug(&server, &["delete", "pod", "p", "--timeout", "1"]).await;
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert_eq!(r.out, "pod \"p\" deleted\n");
+    assert!(
+        r.err.contains("timed out waiting for pod \"p\""),
+        "{}",
+        r.err
+    );
+    let r = tug(&server, &["delete", "pod", "p", "--wait=false"]).await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = tug(&server, &["delete", "pod", "p", "--grace-period", "0"]).await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(tug(&server, &["get", "pod", "p"]).await.code, 1);
 
     let r = tug(&server, &["delete", "cm"]).await;
     assert_eq!(r.code, 1);
