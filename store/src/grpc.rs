@@ -32,6 +32,8 @@ const MAX_MESSAGE: usize = 1 << 30;
 const PEER_QUEUE: usize = 4096;
 /// Raft messages sent in one RPC at most.
 const MAX_BATCH: usize = 512;
+/// ...and about this many bytes (appends carry up to 1 MiB each).
+const MAX_BATCH_BYTES: usize = 4 << 20;
 const RAFT_RPC_TIMEOUT: Duration = Duration::from_secs(2);
 const SNAPSHOT_RPC_TIMEOUT: Duration = Duration::from_secs(120);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -307,7 +309,11 @@ impl GrpcTransport {
                     Error::Transport(format!("peer {id} address {addr:?} is not host:port: {e}"))
                 })?
                 .connect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true);
+                .tcp_nodelay(true)
+                // Notice a peer that vanished without closing its connections.
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true);
             let channel = match &cfg.peer_tls {
                 None => endpoint.connect_lazy(),
                 Some(tls) => {
@@ -391,13 +397,17 @@ async fn run_sender(client: PeerClient<Channel>, mut rx: mpsc::Receiver<Message>
                 return;
             };
             let mut messages = Vec::with_capacity(16);
+            let mut bytes = 0;
             let mut next = Some(first);
             while let Some(m) = next.take() {
                 match m.write_to_bytes() {
-                    Ok(b) => messages.push(b),
+                    Ok(b) => {
+                        bytes += b.len();
+                        messages.push(b);
+                    }
                     Err(e) => tracing::error!(error = %e, "encoding raft message"),
                 }
-                if messages.len() < MAX_BATCH {
+                if messages.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     next = rx.try_recv().ok();
                 }
             }
