@@ -1,9 +1,12 @@
 //! DELETE of one object or of a collection: preconditions, finalizers, graceful pod
 //! deletion, and namespaces (marked Terminating, then emptied by `namespaces`).
 //!
-//! propagationPolicy (Background / Foreground / Orphan) is accepted and validated, but
-//! dependents are not touched: tug has no garbage collector yet, so every policy deletes
-//! the object itself immediately and leaves its dependents in place.
+//! propagationPolicy: tug has no garbage collector yet, so Background and Foreground
+//! both delete the object itself immediately and leave its dependents in place (a
+//! future garbage collector removes dependents whose owner is gone). Orphan must keep
+//! dependents from such a collector, so here the apiserver itself removes the deleted
+//! owner from its dependents' `ownerReferences` (Kubernetes' GC does that through the
+//! `orphan` finalizer).
 
 use axum::body::Body;
 use axum::response::Response;
@@ -30,6 +33,8 @@ pub struct Options {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// propagationPolicy Orphan (or the old orphanDependents: true).
+    pub orphan: bool,
 }
 
 enum Outcome {
@@ -47,11 +52,67 @@ pub async fn delete(state: &AppState, req: &Req, body: Body) -> Result<Response>
             return Err(ApiError::not_found(info, &name));
         };
         match delete_one(state, info, &key, current, kv.mod_revision, &opts).await? {
-            Outcome::Done(obj) => return Ok(req.out.object(StatusCode::OK, info, obj)),
+            Outcome::Done(obj) => {
+                if opts.orphan && !opts.dry_run {
+                    orphan_dependents(state, info, &obj).await?;
+                }
+                return Ok(req.out.object(StatusCode::OK, info, obj));
+            }
             Outcome::Conflict => continue,
         }
     }
     Err(ApiError::conflict(info, &name))
+}
+
+/// Removes `owner` from the `ownerReferences` of every object that names it (same
+/// namespace for a namespaced owner, everywhere for a cluster-scoped one).
+async fn orphan_dependents(
+    state: &AppState,
+    owner_info: &ResourceInfo,
+    owner: &Value,
+) -> Result<()> {
+    let uid = object::uid(owner).to_string();
+    if uid.is_empty() {
+        return Ok(());
+    }
+    let ns = owner_info
+        .namespaced
+        .then(|| object::namespace(owner).to_string());
+    for info in crate::registry::RESOURCES {
+        let prefix = info.prefix(if info.namespaced { ns.as_deref() } else { None });
+        let listed = state
+            .store
+            .list(&prefix, None, None, Read::Linearizable)
+            .await?;
+        for kv in listed.kvs {
+            let mut kv = kv;
+            for _ in 0..MAX_RETRIES {
+                let mut obj = object::decode(&kv)?;
+                let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
+                    break;
+                };
+                let before = refs.len();
+                refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
+                if refs.len() == before {
+                    break;
+                }
+                if refs.is_empty() {
+                    object::set_meta(&mut obj, "ownerReferences", None);
+                }
+                let put = Op::Put {
+                    key: kv.key.clone(),
+                    value: object::encode(&obj)?,
+                    precondition: Precondition::ModRevision(kv.mod_revision),
+                };
+                match state.store.txn(put).await? {
+                    TxnResult::Applied { .. } => break,
+                    TxnResult::Failed { current: Some(now) } => kv = now,
+                    TxnResult::Failed { current: None } => break,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn delete_collection(state: &AppState, req: &Req, body: Body) -> Result<Response> {
@@ -293,6 +354,7 @@ async fn options(req: &Req, body: Body) -> Result<Options> {
             .as_ref()
             .and_then(|p| p.resource_version.clone()),
         dry_run: from_body.dry_run.iter().any(|d| d == "All") || req.dry_run(),
+        orphan: false,
     };
     if let Some(g) = req.param("gracePeriodSeconds").filter(|g| !g.is_empty()) {
         opts.grace_period_seconds = Some(g.parse().map_err(|_| {
@@ -311,6 +373,9 @@ async fn options(req: &Req, body: Body) -> Result<Options> {
                 "invalid propagationPolicy {p:?}: must be Orphan, Background or Foreground"
             )));
         }
+        opts.orphan = p == "Orphan";
+    } else {
+        opts.orphan = from_body.orphan_dependents == Some(true);
     }
     Ok(opts)
 }

@@ -199,3 +199,29 @@ async fn a_deleted_namespace_terminates_refuses_creates_and_is_emptied() {
     assert!(names(&cms).is_empty());
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_deletion_removes_the_owner_from_its_dependents() {
+    let env = env().await;
+    let c = env.server.client();
+    let (_, owner) = c
+        .post("/api/v1/namespaces/default/configmaps", &configmap("owner"))
+        .await;
+    let mut dependent = configmap("dependent");
+    dependent["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"],
+    }]);
+    let (code, body) = c
+        .post("/api/v1/namespaces/default/configmaps", &dependent)
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, _) = c
+        .delete("/api/v1/namespaces/default/configmaps/owner?propagationPolicy=Orphan")
+        .await;
+    assert_eq!(code, 200);
+    let (_, left) = c
+        .get("/api/v1/namespaces/default/configmaps/dependent")
+        .await;
+    assert!(left["metadata"].get("ownerReferences").is_none(), "{left}");
+    env.done().await;
+}
