@@ -21,6 +21,24 @@
 //!   than the oldest retained event it fails with `Error::Compacted`. A watcher that
 //!   falls too far behind live traffic is ended (its stream returns `None`); the client
 //!   re-watches from its last revision.
+//! - Errors of `txn`: `NoLeader` means the write was certainly not applied (no leader
+//!   within ~3 s; safe to retry). `Timeout` means the outcome is unknown (it may still
+//!   commit): re-read before retrying. `Stopped` after `shutdown`.
+//! - `oldest_revision()` is the smallest `after` that `watch` accepts; `Compacted.oldest`
+//!   carries the same number.
+//! - `shutdown` must be awaited before the data directory can be reopened; a leader hands
+//!   leadership to a caught-up follower first, so planned restarts cost no election.
+//!
+//! # How it works
+//!
+//! One OS thread per replica owns the raft-rs `RawNode`. Each loop iteration drains every
+//! queued command (peer messages, proposals, read-index requests) into the node, then
+//! handles one Ready: send leader messages, install a snapshot, apply committed entries
+//! (one atomic sled batch that also records the applied index), persist new entries and
+//! hard state with ONE fsync, and only then send the messages that acknowledge them.
+//! The state machine in sled is itself the snapshot: every `snapshot_every` applied
+//! entries the raft log is compacted, and a lagging follower is sent a snapshot built on
+//! demand from the state machine (objects, revision, watch history).
 //!
 //! # Layout
 //!
