@@ -9,8 +9,9 @@
 //! - `manager.rs`: [`run`] and its [`Config`]: leader election, then every enabled
 //!   controller, each restarted with back-off if it fails.
 //! - `expectations.rs`: creations/deletions a controller is waiting to see in its cache.
-//! - `pod_control.rs`: creating pods from a template with owner references, adoption
-//!   and release, and the ranking of pods for deletion.
+//! - `claim.rs`: adopting matching orphans and releasing dependents that stopped matching.
+//! - `pod_control.rs`: pods from a template with owner references, availability, and
+//!   the ranking of pods for deletion.
 //! - `replicaset.rs`: the ReplicaSet controller.
 //! - `deployment/`: the Deployment controller (rolling update, recreate, rollback,
 //!   proportional scaling, progress conditions).
@@ -18,7 +19,9 @@
 //!   `namespace.rs`: the other controllers; each exposes
 //!   `pub async fn run(ctx: Context) -> anyhow::Result<()>`.
 
+pub mod claim;
 mod context;
+pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod garbagecollector;

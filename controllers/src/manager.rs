@@ -105,6 +105,7 @@ fn default_identity() -> String {
 fn start(name: &str, ctx: Context) -> BoxFuture<'static, anyhow::Result<()>> {
     match name {
         "replicaset" => crate::replicaset::run(ctx).boxed(),
+        "deployment" => crate::deployment::run(ctx).boxed(),
         "job" => crate::job::run(ctx).boxed(),
         "endpoints" => crate::endpoints::run(ctx).boxed(),
         "nodelifecycle" => crate::nodelifecycle::run(ctx).boxed(),

@@ -1,35 +1,11 @@
 //! Pods owned by a controller: building them from a template with an owner reference,
-//! claiming (adopting orphans, releasing pods that stopped matching), availability,
-//! and the order in which surplus pods are deleted.
+//! availability, and the order in which surplus pods are deleted.
 
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
-use std::sync::Arc;
-use tug_client::{Api, Client, PatchKind};
 use tug_proto::core::v1::{Pod, PodTemplateSpec};
-use tug_proto::labels::Selector;
 use tug_proto::meta::v1::OwnerReference;
 use tug_proto::{ObjectMeta, Resource};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("adopting pod {namespace}/{pod}: {source}")]
-    Adopt {
-        namespace: String,
-        pod: String,
-        #[source]
-        source: tug_client::Error,
-    },
-    #[error("releasing pod {namespace}/{pod}: {source}")]
-    Release {
-        namespace: String,
-        pod: String,
-        #[source]
-        source: tug_client::Error,
-    },
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The controller owner reference pointing at `owner` (`controller` and
 /// `blockOwnerDeletion` true, so foreground deletion waits for the pods).
@@ -140,86 +116,6 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
         .then_with(|| restarts(b).cmp(&restarts(a)))
         .then_with(|| created(b).cmp(&created(a)))
         .then_with(|| a.metadata.name().cmp(b.metadata.name()))
-}
-
-/// Claims the pods `owner` should manage among `candidates` (its namespace's active pods):
-/// keeps owned pods that match, adopts matching orphans, releases owned pods that no
-/// longer match. Returns the pods it now owns. An owner being deleted adopts nothing.
-pub async fn claim_pods<K: Resource>(
-    client: &Client,
-    owner: &K,
-    selector: &Selector,
-    candidates: Vec<Arc<Pod>>,
-) -> Result<Vec<Arc<Pod>>> {
-    let m = owner.metadata();
-    let uid = m.uid.clone().unwrap_or_default();
-    let namespace = m.namespace().to_string();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let mut owned = Vec::new();
-    for pod in candidates {
-        let matches = selector.matches(&pod.metadata.labels);
-        match pod.metadata.controller_ref() {
-            Some(r) if r.uid == uid => {
-                if matches {
-                    owned.push(pod);
-                } else {
-                    let refs: Vec<&OwnerReference> = pod
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .filter(|r| r.uid != uid)
-                        .collect();
-                    let patch = serde_json::json!({"metadata": {
-                        "ownerReferences": refs,
-                        "resourceVersion": pod.metadata.resource_version,
-                    }});
-                    match api
-                        .patch(pod.metadata.name(), PatchKind::Merge, &patch)
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(source) => {
-                            return Err(Error::Release {
-                                namespace,
-                                pod: pod.metadata.name().to_string(),
-                                source,
-                            })
-                        }
-                    }
-                }
-            }
-            Some(_) => {}
-            None if matches
-                && m.deletion_timestamp.is_none()
-                && pod.metadata.deletion_timestamp.is_none() =>
-            {
-                let mut refs = pod.metadata.owner_references.clone();
-                refs.push(controller_ref(owner));
-                let patch = serde_json::json!({"metadata": {
-                    "ownerReferences": refs,
-                    "resourceVersion": pod.metadata.resource_version,
-                }});
-                match api
-                    .patch(pod.metadata.name(), PatchKind::Merge, &patch)
-                    .await
-                {
-                    Ok(adopted) => owned.push(Arc::new(adopted)),
-                    // Gone, or changed meanwhile: the next sync looks again.
-                    Err(e) if e.is_not_found() || e.is_conflict() => {}
-                    Err(source) => {
-                        return Err(Error::Adopt {
-                            namespace,
-                            pod: pod.metadata.name().to_string(),
-                            source,
-                        })
-                    }
-                }
-            }
-            None => {}
-        }
-    }
-    Ok(owned)
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! The ReplicaSet controller: keeps `spec.replicas` pods matching the selector, owned
 //! through controller references, and reports what it sees in `status`.
 
+use crate::claim::{self, claim};
 use crate::context::Context;
 use crate::expectations::{Expectations, Observed};
-use crate::pod_control::{
-    self, claim_pods, controller_ref, deletion_order, is_active, is_available,
-};
+use crate::pod_control::{self, controller_ref, deletion_order, is_active, is_available};
 use crate::recorder::{EventType, Recorder};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ pub const SLOW_START_INITIAL_BATCH: usize = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Claim(#[from] pod_control::Error),
+    Claim(#[from] claim::Error),
     #[error("creating pods for ReplicaSet {rs}: {source}")]
     Create {
         rs: ObjectKey,
@@ -151,7 +150,7 @@ impl ReplicaSetController {
             .into_iter()
             .filter(|p| is_active(p))
             .collect();
-        let pods = claim_pods(&self.client, rs.as_ref(), &selector, candidates).await?;
+        let pods = claim(&self.client, rs.as_ref(), &selector, candidates).await?;
 
         let manage = if satisfied && rs.metadata.deletion_timestamp.is_none() {
             self.manage_replicas(key, &rs, pods.clone()).await
