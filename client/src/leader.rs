@@ -113,6 +113,8 @@ impl LeaderElector {
         F: FnMut(CancellationToken) -> Fut,
         Fut: Future<Output = ()>,
     {
+        // Dropping this future means we stop renewing: stop claiming to lead, too.
+        let _resign = Resign(&self.leading);
         loop {
             self.acquire().await;
             let token = CancellationToken::new();
@@ -236,6 +238,14 @@ impl LeaderElector {
     }
 }
 
+struct Resign<'a>(&'a watch::Sender<bool>);
+
+impl Drop for Resign<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
 /// `renewTime + leaseDurationSeconds < now`; a Lease never renewed counts as expired.
 fn expired(spec: &LeaseSpec, now: MicroTime) -> bool {
     let Some(renewed) = spec.renew_time else {
@@ -340,16 +350,20 @@ mod tests {
         // Several renew periods: the follower must never get in.
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(a_obs.is_leader() ^ b_obs.is_leader());
-        let (winner_task, loser) = if a_obs.is_leader() {
-            (ta, b_obs.clone())
+        assert_eq!(max_leading.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (winner_task, loser_task, winner, loser) = if a_obs.is_leader() {
+            (ta, tb, a_obs.clone(), b_obs.clone())
         } else {
-            (tb, a_obs.clone())
+            (tb, ta, b_obs.clone(), a_obs.clone())
         };
         // The leader dies without releasing: the other takes over once the Lease expires.
         winner_task.abort();
         let _ = winner_task.await;
+        assert!(
+            !winner.is_leader(),
+            "a dropped elector no longer claims to lead"
+        );
         eventually("the other candidate takes over", || loser.is_leader()).await;
-        assert_eq!(max_leading.load(std::sync::atomic::Ordering::SeqCst), 1);
         let lease: Lease = Api::namespaced(client, "kube-system")
             .get("sched")
             .await
@@ -357,6 +371,7 @@ mod tests {
         let spec = lease.spec.unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some(loser.identity()));
         assert_eq!(spec.lease_transitions, Some(1));
+        loser_task.abort();
     }
 
     #[tokio::test]
