@@ -22,6 +22,9 @@ use crate::{object, strategy};
 /// Created at startup if missing, as Kubernetes does.
 pub const INITIAL: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Namespaces Kubernetes refuses to delete.
+pub const UNDELETABLE: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 const RETRY: Duration = Duration::from_millis(200);
 const FINALIZE_EVERY: Duration = Duration::from_secs(1);
 

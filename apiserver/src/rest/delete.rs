@@ -224,6 +224,11 @@ async fn delete_one(
     }
 
     if info.plural == "namespaces" {
+        if crate::namespaces::UNDELETABLE.contains(&name.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         // Namespaces are emptied first (see `namespaces::finalize`), then removed.
         if object::is_deleting(&current) {
             return Ok(Outcome::Done(current));

@@ -184,7 +184,10 @@ pub async fn handle(state: Arc<AppState>, req: Req, body: Body) -> Result<Respon
             patch::patch(&state, &req, body, Part::Status).await
         }
         (&Method::DELETE, true, None) => delete::delete(&state, &req, body).await,
-        (&Method::DELETE, false, None) => delete::delete_collection(&state, &req, body).await,
+        // Kubernetes serves no deletecollection for namespaces.
+        (&Method::DELETE, false, None) if t.info.plural != "namespaces" => {
+            delete::delete_collection(&state, &req, body).await
+        }
         (&Method::GET, true, Some("scale")) if t.info.scale => scale::get(&state, &req).await,
         (&Method::PUT, true, Some("scale")) if t.info.scale => scale::put(&state, &req, body).await,
         (&Method::PATCH, true, Some("scale")) if t.info.scale => {

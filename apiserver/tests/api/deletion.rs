@@ -225,3 +225,16 @@ async fn orphan_deletion_removes_the_owner_from_its_dependents() {
     assert!(left["metadata"].get("ownerReferences").is_none(), "{left}");
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_namespaces_cannot_be_deleted() {
+    let env = env().await;
+    let c = env.server.client();
+    for ns in ["default", "kube-system", "kube-public"] {
+        let (code, status) = c.delete(&format!("/api/v1/namespaces/{ns}")).await;
+        assert_eq!(code, 403, "{status}");
+    }
+    let (code, _) = c.delete("/api/v1/namespaces").await;
+    assert_eq!(code, 405);
+    env.done().await;
+}
