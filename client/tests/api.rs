@@ -394,3 +394,82 @@ async fn a_controller_reconciles_the_owner_when_an_owned_object_changes() {
     runner.await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn subresources_scale_bind_and_status() {
+    use tug_proto::apps::v1::Deployment;
+    use tug_proto::core::v1::Pod;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = tug_apiserver::testing::single(dir.path()).await;
+    let client = client_for(&server).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    deployments.create(&d).await.unwrap();
+    let scale = deployments.scale("web", 4).await.unwrap();
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(
+        deployments.get_scale("web").await.unwrap()["spec"]["replicas"],
+        4
+    );
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+
+    // Strategic merge patch merges containers by name instead of replacing the list.
+    let patched = deployments
+        .patch(
+            "web",
+            PatchKind::Strategic,
+            &serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}),
+        )
+        .await
+        .unwrap();
+    let containers = &patched.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].image.as_deref(), Some("nginx:2"));
+
+    // Status goes through its own subresource.
+    let st = deployments
+        .patch_status(
+            "web",
+            PatchKind::Merge,
+            &serde_json::json!({"status": {"replicas": 4, "readyReplicas": 2}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status.clone().unwrap().ready_replicas, 2);
+    let mut current = deployments.get("web").await.unwrap();
+    current.status.as_mut().unwrap().ready_replicas = 4;
+    let replaced = deployments.replace_status("web", &current).await.unwrap();
+    assert_eq!(replaced.status.unwrap().ready_replicas, 4);
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+    }))
+    .unwrap();
+    pods.create(&pod).await.unwrap();
+    pods.bind("p", "node-1").await.unwrap();
+    assert_eq!(
+        pods.get("p")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("node-1")
+    );
+
+    server.shutdown().await;
+}
