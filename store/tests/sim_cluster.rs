@@ -256,3 +256,59 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_restarts_from_disk() {
+    let net = SimNetwork::new();
+    let peers: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("sim-{i}"))).collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cfg = |id: u64| {
+        let mut cfg = Config::new(id, peers.clone(), dirs[(id - 1) as usize].path());
+        cfg.tick = Duration::from_millis(20);
+        cfg.snapshot_every = 16;
+        cfg
+    };
+    let mut stores = Vec::new();
+    for id in 1..=3 {
+        stores.push(net.open(cfg(id)).await.unwrap());
+    }
+    let c = Cluster {
+        net: net.clone(),
+        stores,
+        _dirs: Vec::new(),
+    };
+    c.leader(&[1, 2, 3]).await;
+    for i in 0..40 {
+        c.store(i % 3 + 1)
+            .txn(put(&format!("/k/{i}"), "v"))
+            .await
+            .unwrap();
+    }
+    c.shutdown().await;
+
+    let mut stores = Vec::new();
+    for id in 1..=3 {
+        stores.push(net.open(cfg(id)).await.unwrap());
+    }
+    let c = Cluster {
+        net,
+        stores,
+        _dirs: Vec::new(),
+    };
+    c.leader(&[1, 2, 3]).await;
+    let r = c.store(2).txn(put("/k/after", "v")).await.unwrap();
+    assert!(
+        matches!(r, TxnResult::Applied { revision: 41, .. }),
+        "{r:?}"
+    );
+    for id in 1..=3 {
+        wait_revision(c.store(id), 41).await;
+        let all = c
+            .store(id)
+            .list("/k/", None, None, Read::Linearizable)
+            .await
+            .unwrap();
+        assert_eq!(all.kvs.len(), 41, "replica {id}");
+    }
+    c.shutdown().await;
+}
