@@ -6,6 +6,7 @@ use tug_client::ApiResource;
 use tug_proto::apps::v1 as apps;
 use tug_proto::batch::v1 as batch;
 use tug_proto::core::v1 as core;
+use tug_proto::rbac::v1 as rbac;
 
 /// Decodes a manifest into the kind's Rust type, failing with the field path.
 pub type Validate = fn(&Value) -> Result<(), String>;
@@ -85,7 +86,8 @@ macro_rules! kind {
     };
 }
 
-/// Every kind the CLI can resolve without asking the server.
+/// Every kind the CLI can resolve without asking the server: the kinds `tug-proto` has
+/// types for.
 #[rustfmt::skip]
 pub static KINDS: &[KindInfo] = &[
     kind!("", "v1", "Pod", "pods", "pod", ["po"], true, Some(strict::<core::Pod>)),
@@ -96,18 +98,15 @@ pub static KINDS: &[KindInfo] = &[
     kind!("", "v1", "Secret", "secrets", "secret", [], true, Some(strict::<core::Secret>)),
     kind!("", "v1", "Event", "events", "event", ["ev"], true, Some(strict::<core::Event>)),
     kind!("", "v1", "Endpoints", "endpoints", "endpoints", ["ep"], true, Some(strict::<core::Endpoints>)),
-    kind!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], true, None),
+    kind!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], true, Some(strict::<core::ServiceAccount>)),
     kind!("apps", "v1", "Deployment", "deployments", "deployment", ["deploy"], true, Some(strict::<apps::Deployment>)),
     kind!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", ["rs"], true, Some(strict::<apps::ReplicaSet>)),
-    kind!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", ["sts"], true, None),
-    kind!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", ["ds"], true, None),
     kind!("batch", "v1", "Job", "jobs", "job", [], true, Some(strict::<batch::Job>)),
-    kind!("batch", "v1", "CronJob", "cronjobs", "cronjob", ["cj"], true, None),
     kind!("coordination.k8s.io", "v1", "Lease", "leases", "lease", [], true, Some(strict::<tug_proto::coordination::v1::Lease>)),
-    kind!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", [], true, None),
-    kind!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", [], false, None),
-    kind!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", [], true, None),
-    kind!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", [], false, None),
+    kind!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", [], true, Some(strict::<rbac::Role>)),
+    kind!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", [], false, Some(strict::<rbac::ClusterRole>)),
+    kind!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", [], true, Some(strict::<rbac::RoleBinding>)),
+    kind!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", [], false, Some(strict::<rbac::ClusterRoleBinding>)),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -210,6 +209,20 @@ mod tests {
         assert_eq!(by_api_version("v1", "Service").unwrap().plural, "services");
         assert!(by_api_version("apps/v1beta1", "Deployment").is_err());
         assert!(by_api_version("v1", "Deployment").is_err());
+    }
+
+    #[test]
+    fn every_known_kind_is_decoded_locally_before_it_is_sent() {
+        for k in KINDS {
+            let validate = k.validate.unwrap_or_else(|| panic!("{} has no decoder", k.kind));
+            let minimal = serde_json::json!({"apiVersion": k.api_version(), "kind": k.kind,
+                "metadata": {"name": "x"}});
+            validate(&minimal).unwrap_or_else(|e| panic!("{}: {e}", k.kind));
+            let typo = serde_json::json!({"apiVersion": k.api_version(), "kind": k.kind,
+                "metadata": {"name": "x", "lables": {}}});
+            let err = validate(&typo).unwrap_err();
+            assert!(err.starts_with("metadata.lables: unknown field"), "{}: {err}", k.kind);
+        }
     }
 
     #[test]
