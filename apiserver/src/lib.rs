@@ -18,7 +18,8 @@
 //!   label/field selectors, and `Status` errors; `protobuf`: the protobuf bodies of
 //!   kubectl's typed commands, decoded to JSON.
 //! - `namespaces`: the initial namespaces and the emptying of deleted namespaces.
-//! - `allocator`: Service cluster IPs and node ports (reservation keys in the store).
+//! - `allocator`: Service cluster IPs and node ports (reservation keys in the store);
+//!   `kubernetes_service`: the `default/kubernetes` Service and Endpoints.
 //! - `metrics`: `/metrics`.
 //! - `patch`, `admission`, `table`, `discovery`: patching, decoding/defaulting/validation,
 //!   server-side printing and discovery documents.
@@ -31,6 +32,7 @@ mod authn;
 mod body;
 pub mod discovery;
 pub mod error;
+mod kubernetes_service;
 mod metrics;
 mod namespaces;
 mod negotiate;
@@ -89,6 +91,9 @@ pub struct Options {
     pub peer_tls: Option<tug_store::PeerTls>,
     /// Bearer tokens (Kubernetes token file); `None` = no token authentication.
     pub tokens: Option<TokenFile>,
+    /// The API address pods use (added to the `default/kubernetes` Endpoints); `None`
+    /// or a loopback address = no endpoint for this replica.
+    pub advertise: Option<SocketAddr>,
     pub watch: WatchConfig,
     /// Store tuning: watch history kept for resumption (events).
     pub history_limit: u64,
@@ -111,8 +116,9 @@ impl Options {
         let paths = PkiPaths::new(pki_dir);
         let ca_pem = std::fs::read_to_string(paths.ca_cert())
             .with_context(|| format!("reading the cluster CA {}", paths.ca_cert().display()))?;
-        let serving = CertKey::load(pki_dir, "apiserver")
-            .with_context(|| format!("loading the serving certificate from {}", pki_dir.display()))?;
+        let serving = CertKey::load(pki_dir, "apiserver").with_context(|| {
+            format!("loading the serving certificate from {}", pki_dir.display())
+        })?;
         let api_tls = tug_pki::server_config(&serving, Some(&ca_pem), false, API_ALPN)
             .context("building the API TLS config")?;
         let peer_tls = if peers.len() > 1 {
@@ -150,6 +156,7 @@ impl Options {
             api_tls,
             peer_tls,
             tokens,
+            advertise: None,
             watch: WatchConfig::default(),
             history_limit: 100_000,
             raft_tick: Duration::from_millis(100),
@@ -229,6 +236,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Server> {
         namespace_changed: tokio::sync::Notify::new(),
         shutdown,
         ready: Default::default(),
+        advertise: opts.advertise,
     });
     let app = routes::router(state.clone());
     let tasks = vec![

@@ -113,6 +113,9 @@ async fn main() -> anyhow::Result<()> {
         args.data_dir.clone(),
         args.listen,
     )?;
+    opts.advertise = args
+        .advertise_address
+        .map(|ip| SocketAddr::new(ip, args.listen.port()));
     opts.watch.bookmark_interval = Duration::from_secs(args.bookmark_interval_seconds.max(1));
     let server = tug_apiserver::start(opts).await?;
     println!("serving on {}", server.url);

@@ -46,8 +46,8 @@ pub fn new_namespace(name: &str) -> Value {
     ns
 }
 
-/// Creates the initial namespaces (retrying while the store has no leader), then marks
-/// the server ready.
+/// Creates the initial namespaces and the `kubernetes` Service (retrying while the store
+/// has no leader), then marks the server ready.
 pub async fn bootstrap(state: Arc<AppState>) {
     let info = registry::lookup("", "v1", "namespaces").expect("namespaces are served");
     for name in INITIAL {
@@ -75,6 +75,18 @@ pub async fn bootstrap(state: Arc<AppState>) {
                     tracing::debug!("creating namespace {name}: {e}; retrying");
                     tokio::time::sleep(RETRY).await;
                 }
+            }
+        }
+    }
+    loop {
+        if state.is_shutting_down() {
+            return;
+        }
+        match crate::kubernetes_service::ensure(&state, state.advertise).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::debug!("creating the kubernetes Service: {e}; retrying");
+                tokio::time::sleep(RETRY).await;
             }
         }
     }

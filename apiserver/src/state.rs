@@ -21,6 +21,8 @@ pub struct AppState {
     pub shutdown: watch::Sender<bool>,
     /// The initial namespaces exist (`/readyz`).
     pub ready: AtomicBool,
+    /// Where pods reach this replica (the `kubernetes` Endpoints).
+    pub advertise: Option<std::net::SocketAddr>,
 }
 
 impl AppState {

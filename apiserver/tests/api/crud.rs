@@ -518,3 +518,17 @@ async fn services_get_unique_cluster_ips_and_node_ports_that_deletion_frees() {
     assert_eq!(code, 201, "{again}");
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_service_exists_on_the_first_service_ip() {
+    let env = env().await;
+    let (code, svc) = env
+        .server
+        .client()
+        .get("/api/v1/namespaces/default/services/kubernetes")
+        .await;
+    assert_eq!(code, 200, "{svc}");
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    env.done().await;
+}
