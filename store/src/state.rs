@@ -20,6 +20,8 @@ const KV: u8 = b'k';
 const HISTORY: u8 = b'h';
 const APPLIED: &[u8] = b"mapplied";
 const REVISION: &[u8] = b"mrevision";
+/// Watch events carried in a raft snapshot at most.
+const SNAPSHOT_HISTORY: u64 = 10_000;
 
 fn kv_key(key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
@@ -301,7 +303,11 @@ impl StateMachine {
             kv.key = String::from_utf8_lossy(&k[1..]).into_owned();
             data.kvs.push(kv);
         }
-        for item in self.history_range(0).values() {
+        // Only the newest part of the history travels: the snapshot is built on the raft
+        // thread and must stay small enough not to stall heartbeats. Watches on the
+        // restored replica from older revisions get `Compacted` and re-list.
+        let from = data.revision.saturating_sub(SNAPSHOT_HISTORY) + 1;
+        for item in self.history_range(from).values() {
             data.history
                 .push(codec::decode(&item.map_err(storage_err)?, "history event")?);
         }
