@@ -70,13 +70,8 @@ impl Client {
             .with_tls_config(tls)
             .https_or_http();
         if let Some(name) = &config.tls_server_name {
-            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|_| {
-                crate::config::Error::InvalidServer {
-                    cluster: String::new(),
-                    server: config.server.to_string(),
-                    reason: format!("tls-server-name {name:?} is not a DNS name or IP address"),
-                }
-            })?;
+            let name = rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|_| crate::config::Error::InvalidTlsServerName(name.clone()))?;
             builder =
                 builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
         }
@@ -86,15 +81,8 @@ impl Client {
             .build(connector);
         let auth = match &config.token {
             Some(token) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    crate::config::Error::InvalidServer {
-                        cluster: String::new(),
-                        server: config.server.to_string(),
-                        reason:
-                            "the user's token contains characters not allowed in an HTTP header"
-                                .into(),
-                    }
-                })?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| crate::config::Error::InvalidToken)?;
                 v.set_sensitive(true);
                 Some(v)
             }

@@ -28,6 +28,10 @@ pub enum Error {
         server: String,
         reason: String,
     },
+    #[error("the user's token contains characters not allowed in an HTTP header; check the kubeconfig's token or token-file")]
+    InvalidToken,
+    #[error("tls-server-name {0:?} is not a DNS name or IP address")]
+    InvalidTlsServerName(String),
     #[error("cannot read {what} file {path}: {source}")]
     ReadFile {
         what: &'static str,
