@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tug_client::{
-    controller, Action, ApiResource, DeleteParams, DynamicApi, ObjectKey, PropagationPolicy, Store,
-    WorkQueue,
+    controller, Action, ApiResource, Client, DeleteParams, DynamicApi, ObjectKey,
+    PropagationPolicy, Store, WorkQueue,
 };
 use tug_proto::apps::v1::{Deployment, ReplicaSet};
 use tug_proto::batch::v1::Job;
@@ -53,25 +53,36 @@ pub enum Error {
         action: String,
         source: tug_client::Error,
     },
+    #[error("garbage collector: discovery ({path}): {message}")]
+    Discovery { path: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Runs the garbage collector until `ctx.shutdown` is cancelled.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    // A kind the server does not serve would never finish its first list (and block
+    // everything else): only watch what discovery lists.
+    let served = served(&ctx.client).await?;
     let mut kinds = Vec::new();
     let mut subscribe: Vec<Subscribe> = Vec::new();
-    add::<Pod>(&ctx, &mut kinds, &mut subscribe);
-    add::<ReplicaSet>(&ctx, &mut kinds, &mut subscribe);
-    add::<Deployment>(&ctx, &mut kinds, &mut subscribe);
-    add::<Job>(&ctx, &mut kinds, &mut subscribe);
-    add::<Endpoints>(&ctx, &mut kinds, &mut subscribe);
-    add::<ConfigMap>(&ctx, &mut kinds, &mut subscribe);
-    add::<Secret>(&ctx, &mut kinds, &mut subscribe);
-    add::<Service>(&ctx, &mut kinds, &mut subscribe);
-    add::<ServiceAccount>(&ctx, &mut kinds, &mut subscribe);
-    add::<Lease>(&ctx, &mut kinds, &mut subscribe);
-    add::<Node>(&ctx, &mut kinds, &mut subscribe);
+    let mut b = Builder {
+        ctx: &ctx,
+        served: &served,
+        kinds: &mut kinds,
+        subscribe: &mut subscribe,
+    };
+    b.add::<Pod>();
+    b.add::<ReplicaSet>();
+    b.add::<Deployment>();
+    b.add::<Job>();
+    b.add::<Endpoints>();
+    b.add::<ConfigMap>();
+    b.add::<Secret>();
+    b.add::<Service>();
+    b.add::<ServiceAccount>();
+    b.add::<Lease>();
+    b.add::<Node>();
     let ready = futures::future::join_all(kinds.iter().map(|k| k.cache.wait_ready()));
     tokio::select! {
         _ = ready => {}
@@ -136,21 +147,75 @@ struct Kind {
     queue: WorkQueue<ObjectKey>,
 }
 
-fn add<K: Resource>(ctx: &Context, kinds: &mut Vec<Kind>, subscribe: &mut Vec<Subscribe>) {
-    let i = kinds.len();
-    let shared = ctx.informers.get::<K>();
-    let queue = WorkQueue::default();
-    kinds.push(Kind {
-        res: ApiResource::of::<K>(),
-        cache: Box::new(shared.store()),
-        queue: queue.clone(),
-    });
-    subscribe.push(Box::new(move |gc: Weak<Collector>| {
-        shared.subscribe(queue, move |o: &K| match gc.upgrade() {
-            Some(gc) => gc.observe(i, o.metadata()),
-            None => Vec::new(),
+struct Builder<'a> {
+    ctx: &'a Context,
+    served: &'a HashSet<(String, String)>,
+    kinds: &'a mut Vec<Kind>,
+    subscribe: &'a mut Vec<Subscribe>,
+}
+
+impl Builder<'_> {
+    /// Watches `K` if the server serves it.
+    fn add<K: Resource>(&mut self) {
+        if !self
+            .served
+            .contains(&(K::GROUP.to_string(), K::PLURAL.to_string()))
+        {
+            tracing::info!(kind = K::KIND, "not served by the apiserver; not collected");
+            return;
+        }
+        let i = self.kinds.len();
+        let shared = self.ctx.informers.get::<K>();
+        let queue = WorkQueue::default();
+        self.kinds.push(Kind {
+            res: ApiResource::of::<K>(),
+            cache: Box::new(shared.store()),
+            queue: queue.clone(),
         });
-    }));
+        self.subscribe.push(Box::new(move |gc: Weak<Collector>| {
+            shared.subscribe(queue, move |o: &K| match gc.upgrade() {
+                Some(gc) => gc.observe(i, o.metadata()),
+                None => Vec::new(),
+            });
+        }));
+    }
+}
+
+/// `(group, plural)` of every resource the apiserver serves, from discovery.
+async fn served(client: &Client) -> Result<HashSet<(String, String)>> {
+    let get = |path: String| async move {
+        let bytes = client
+            .raw_get(&path, Some("application/json"))
+            .await
+            .map_err(|source| Error::Discovery {
+                path: path.clone(),
+                message: source.to_string(),
+            })?;
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| Error::Discovery {
+            path,
+            message: e.to_string(),
+        })
+    };
+    let mut lists = vec![(String::new(), get("/api/v1".into()).await?)];
+    let groups = get("/apis".into()).await?;
+    for g in groups["groups"].as_array().into_iter().flatten() {
+        let (Some(name), Some(gv)) = (
+            g["name"].as_str(),
+            g["preferredVersion"]["groupVersion"].as_str(),
+        ) else {
+            continue;
+        };
+        lists.push((name.to_string(), get(format!("/apis/{gv}")).await?));
+    }
+    let mut out = HashSet::new();
+    for (group, list) in lists {
+        for r in list["resources"].as_array().into_iter().flatten() {
+            if let Some(plural) = r["name"].as_str().filter(|n| !n.contains('/')) {
+                out.insert((group.clone(), plural.to_string()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A node of the graph: kind index and key.
