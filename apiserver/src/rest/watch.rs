@@ -1,6 +1,7 @@
 //! `?watch=true` (and the legacy `/watch/` prefix): newline-delimited JSON watch events,
 //! one chunk per event, with selector-aware ADDED/DELETED transitions and bookmarks.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,7 @@ pub async fn watch(state: Arc<AppState>, req: Req, name: Option<String>) -> Resu
 
     // Unset or "0": start with the current state as ADDED events, then go live.
     let mut initial = Vec::new();
+    let mut listed_revs = HashMap::new();
     let start = match req
         .param("resourceVersion")
         .filter(|rv| !rv.is_empty() && *rv != "0")
@@ -76,6 +78,7 @@ pub async fn watch(state: Arc<AppState>, req: Req, name: Option<String>) -> Resu
             };
             let listed = state.store.list(&prefix, None, None, read).await?;
             for kv in &listed.kvs {
+                listed_revs.insert(kv.key.clone(), kv.mod_revision);
                 let obj = object::decode(kv)?;
                 if selectors.matches(&obj) {
                     initial.push(("ADDED", obj));
@@ -102,6 +105,8 @@ pub async fn watch(state: Arc<AppState>, req: Req, name: Option<String>) -> Resu
         selectors,
         tx,
         last_rev: start,
+        listed_until: listed_revs.values().copied().max().unwrap_or(0),
+        listed_revs,
     };
     tokio::spawn(task.run(initial, stream, timeout, bookmarks));
 
@@ -134,6 +139,11 @@ struct Stream {
     tx: mpsc::Sender<Bytes>,
     /// Highest revision delivered or filtered: what a bookmark may promise.
     last_rev: u64,
+    /// The initial list's keys and revisions. The store reports the list's revision as
+    /// of just before the read, so the stream may replay writes the list already showed;
+    /// those are skipped. Dropped once the stream is past all of them.
+    listed_revs: HashMap<String, u64>,
+    listed_until: u64,
 }
 
 impl Stream {
@@ -178,6 +188,16 @@ impl Stream {
                     // client re-watches from the last resourceVersion it saw.
                     let Some(ev) = ev else { return };
                     self.last_rev = ev.kv.mod_revision;
+                    let already_listed = self
+                        .listed_revs
+                        .get(&ev.kv.key)
+                        .is_some_and(|listed| ev.kv.mod_revision <= *listed);
+                    if self.last_rev >= self.listed_until {
+                        self.listed_revs = HashMap::new();
+                    }
+                    if already_listed {
+                        continue;
+                    }
                     if let Some((ty, obj)) = self.convert(&ev) {
                         if !self.send(ty, obj).await {
                             return;

@@ -211,3 +211,36 @@ async fn watch_events_can_be_tables() {
     assert_eq!(first["object"]["rows"].as_array().unwrap().len(), 1);
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_started_during_writes_reports_each_object_added_once() {
+    let env = env().await;
+    let c = env.server.client();
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                c.post(cms, &configmap(&format!("cm-{i}"))).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut w = c.watch(&format!("{cms}?watch=true")).await;
+    writer.await.unwrap();
+    let mut added = std::collections::BTreeMap::new();
+    while let Some(ev) = w.next_change(Duration::from_secs(2)).await {
+        assert_eq!(ev["type"], "ADDED", "{ev}");
+        *added
+            .entry(
+                ev["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+            .or_insert(0) += 1;
+    }
+    assert_eq!(added.len(), 40, "{added:?}");
+    assert!(added.values().all(|n| *n == 1), "duplicates: {added:?}");
+    env.done().await;
+}
