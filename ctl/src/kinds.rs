@@ -214,14 +214,20 @@ mod tests {
     #[test]
     fn every_known_kind_is_decoded_locally_before_it_is_sent() {
         for k in KINDS {
-            let validate = k.validate.unwrap_or_else(|| panic!("{} has no decoder", k.kind));
+            let validate = k
+                .validate
+                .unwrap_or_else(|| panic!("{} has no decoder", k.kind));
             let minimal = serde_json::json!({"apiVersion": k.api_version(), "kind": k.kind,
                 "metadata": {"name": "x"}});
             validate(&minimal).unwrap_or_else(|e| panic!("{}: {e}", k.kind));
             let typo = serde_json::json!({"apiVersion": k.api_version(), "kind": k.kind,
                 "metadata": {"name": "x", "lables": {}}});
             let err = validate(&typo).unwrap_err();
-            assert!(err.starts_with("metadata.lables: unknown field"), "{}: {err}", k.kind);
+            assert!(
+                err.starts_with("metadata.lables: unknown field"),
+                "{}: {err}",
+                k.kind
+            );
         }
     }
 

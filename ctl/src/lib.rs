@@ -92,11 +92,21 @@ where
     match execute(cli, out, err).await {
         Ok(true) => 0,
         Ok(false) => 1,
+        // `tug get pods | head -1`: the reader left; stop quietly like a process killed
+        // by SIGPIPE would (128 + 13).
+        Err(e) if is_broken_pipe(&e) => 141,
         Err(e) => {
             let _ = writeln!(err, "error: {e:#}");
             1
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Returns `Ok(false)` when the verb reported per-object failures itself.
@@ -125,4 +135,27 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
     };
     ctx.out.flush()?;
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed");
+        let e = anyhow::Error::from(io).context("printing the table");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+
+    #[tokio::test]
+    async fn usage_errors_exit_1_and_help_exits_0() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(run(["tug", "get"], &mut out, &mut err).await, 1);
+        assert!(String::from_utf8_lossy(&err).contains("<KIND>"));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(run(["tug", "apply", "--help"], &mut out, &mut err).await, 0);
+        assert!(String::from_utf8_lossy(&out).contains("--filename"));
+    }
 }
