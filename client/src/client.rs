@@ -265,6 +265,84 @@ where
 mod tests {
     use super::*;
 
+    /// A plain-HTTP/1.1 server that answers from `respond(path, authorization)`.
+    async fn http1_server(
+        respond: fn(&str, Option<&str>) -> (u16, &'static str),
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let auth = req
+                                .headers()
+                                .get(AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let (code, body) = respond(&path, auth.as_deref());
+                            async move {
+                                http::Response::builder()
+                                    .status(code)
+                                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn plain_http1_servers_work_and_the_token_is_sent() {
+        let (url, server) = http1_server(|path, auth| match (path, auth) {
+            (_, Some(a)) if a != "Bearer t0k" => (401, r#"{"kind":"Status","status":"Failure","reason":"Unauthorized","code":401,"message":"bad token"}"#),
+            ("/version", _) => (200, r#"{"gitVersion":"v1.31.0"}"#),
+            ("/api/v1/namespaces/default/pods?watch=true", _) => {
+                (200, "{\"type\":\"ADDED\",\"object\":{}}\n{\"type\":\"DELETED\",\"object\":{}}\n")
+            }
+            _ => (404, "404 page not found"),
+        })
+        .await;
+        let mut config = Config::new(url.parse().unwrap());
+        config.token = Some("t0k".into());
+        let client = Client::new(config.clone()).unwrap();
+        let v: serde_json::Value = client.request(Method::GET, "/version", None).await.unwrap();
+        assert_eq!(v["gitVersion"], "v1.31.0");
+
+        let lines: Vec<Bytes> = client
+            .request_lines("/api/v1/namespaces/default/pods?watch=true", None)
+            .await
+            .unwrap()
+            .map(|l| l.unwrap())
+            .collect()
+            .await;
+        assert_eq!(lines.len(), 2);
+
+        // A non-Status error body is kept as the message.
+        let err = client.raw_get("/nothing", None).await.unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("404 page not found"), "{err}");
+
+        config.token = Some("wrong".into());
+        let err = Client::new(config)
+            .unwrap()
+            .raw_get("/version", None)
+            .await
+            .unwrap_err();
+        assert!(err.is_unauthorized(), "{err}");
+        server.abort();
+    }
+
     #[tokio::test]
     async fn lines_are_reassembled_across_chunks_and_blank_lines_dropped() {
         let chunks: Vec<Result<Bytes>> = vec![
