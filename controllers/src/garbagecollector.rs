@@ -595,7 +595,13 @@ mod tests {
         let rs = owner("ReplicaSet", "a");
         let other = owner("Other", "b");
         // (refs, uids that exist, unknown uids, want)
-        let cases: Vec<(Vec<OwnerReference>, Vec<&str>, Vec<&str>, Verdict)> = vec![
+        type Case = (
+            Vec<OwnerReference>,
+            Vec<&'static str>,
+            Vec<&'static str>,
+            Verdict,
+        );
+        let cases: Vec<Case> = vec![
             (vec![], vec![], vec![], Verdict::Keep),
             (vec![rs.clone()], vec!["a"], vec![], Verdict::Keep),
             (vec![rs.clone()], vec![], vec![], Verdict::Delete),
@@ -641,7 +647,7 @@ mod tests {
         // Orphaned, then gone.
         index.set(pod.clone(), vec![]);
         assert!(index.dependents_of("rs2-uid").is_empty());
-        assert!(index.dependents.get("rs2-uid").is_none());
+        assert!(!index.dependents.contains_key("rs2-uid"));
         assert_eq!(index.owners.len(), 1);
     }
 

@@ -242,7 +242,7 @@ fn set_condition(status: &mut JobStatus, type_: &str, value: &str, reason: &str,
             c.status = value.into();
             c.reason = Some(reason.to_string()).filter(|r| !r.is_empty());
             c.message = Some(message.to_string()).filter(|m| !m.is_empty());
-            c.last_probe_time = Some(now.clone());
+            c.last_probe_time = Some(now);
             c.last_transition_time = Some(now);
         }
         None => status.conditions.push(JobCondition {
@@ -250,7 +250,7 @@ fn set_condition(status: &mut JobStatus, type_: &str, value: &str, reason: &str,
             status: value.into(),
             reason: Some(reason.to_string()).filter(|r| !r.is_empty()),
             message: Some(message.to_string()).filter(|m| !m.is_empty()),
-            last_probe_time: Some(now.clone()),
+            last_probe_time: Some(now),
             last_transition_time: Some(now),
         }),
     }
@@ -752,7 +752,7 @@ mod tests {
                 ..Default::default()
             }),
             status: Some(JobStatus {
-                completion_time: Some(done.clone()),
+                completion_time: Some(done),
                 ..Default::default()
             }),
             ..Default::default()

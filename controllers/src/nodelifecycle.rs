@@ -185,7 +185,7 @@ pub fn reconcile_taints(current: &[Taint], want: &[(&str, &str)], now: &Time) ->
                 key: key.to_string(),
                 value: None,
                 effect: effect.to_string(),
-                time_added: Some(now.clone()),
+                time_added: Some(*now),
             });
         }
     }
@@ -202,7 +202,7 @@ pub fn mark_unknown(conditions: &mut Vec<NodeCondition>, now: &Time) -> bool {
             status: "Unknown".into(),
             reason: Some("NodeStatusNeverUpdated".into()),
             message: Some("Kubelet never posted node status.".into()),
-            last_transition_time: Some(now.clone()),
+            last_transition_time: Some(*now),
             last_heartbeat_time: None,
         });
         return true;
@@ -214,7 +214,7 @@ pub fn mark_unknown(conditions: &mut Vec<NodeCondition>, now: &Time) -> bool {
         c.status = "Unknown".into();
         c.reason = Some("NodeStatusUnknown".into());
         c.message = Some("Kubelet stopped posting node status.".into());
-        c.last_transition_time = Some(now.clone());
+        c.last_transition_time = Some(*now);
         if c.type_ == "Ready" {
             ready_changed = true;
         }
@@ -491,7 +491,13 @@ mod tests {
         let default = Duration::from_secs(300);
         let secs = |s: i64| Some(t0 + chrono::Duration::seconds(s));
         // (name, taints, tolerations, deadline)
-        let cases: Vec<(&str, Vec<Taint>, Vec<Toleration>, Option<DateTime<Utc>>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<Taint>,
+            Vec<Toleration>,
+            Option<DateTime<Utc>>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "default admission toleration",
                 unreachable.clone(),
@@ -569,7 +575,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0], user);
         assert_eq!(out[1].key, TAINT_UNREACHABLE);
-        assert_eq!(out[1].time_added, Some(now.clone()));
+        assert_eq!(out[1].time_added, Some(now));
         let again = reconcile_taints(&out, &[(TAINT_UNREACHABLE, NO_EXECUTE)], &Time::now());
         assert_eq!(again, out, "an existing taint keeps its timeAdded");
         assert_eq!(reconcile_taints(&out, &[], &now), vec![user]);
