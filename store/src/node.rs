@@ -293,6 +293,11 @@ impl Node {
         if self.read_queue.is_empty() {
             return;
         }
+        if self.raw.raft.state == StateRole::Leader && !self.raw.raft.commit_to_current_term() {
+            // raft-rs silently drops a read index asked of a leader that has not committed
+            // an entry of its own term yet; hold the reads until its first commit (soon).
+            return;
+        }
         let waiters = std::mem::take(&mut self.read_queue);
         if self.raw.raft.state != StateRole::Leader {
             for w in waiters {

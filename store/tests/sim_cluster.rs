@@ -312,3 +312,28 @@ async fn the_whole_cluster_restarts_from_disk() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_read_on_a_brand_new_leader_waits_for_its_first_commit() {
+    let c = Cluster::start(3).await;
+    let old = c.leader(&[1, 2, 3]).await;
+    c.store(old).txn(put("/a", "1")).await.unwrap();
+    // Slow links widen the window between winning the election and committing the new
+    // term's first entry, where raft-rs drops read-index requests.
+    c.net.set_delay(Duration::from_millis(40));
+    c.net.isolate(old);
+    let majority: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new = loop {
+        if let Some(&id) = majority.iter().find(|&&i| c.store(i).status().is_leader) {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let got = c.store(new).get("/a", Read::Linearizable).await.unwrap();
+    assert_eq!(got.kv.unwrap().value, b"1");
+    c.net.set_delay(Duration::ZERO);
+    c.net.heal();
+    c.shutdown().await;
+}
