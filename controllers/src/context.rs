@@ -62,7 +62,12 @@ pub struct Context {
 impl Context {
     /// A context with its own informers and a fresh shutdown token.
     pub fn new(client: Client, options: Options) -> Self {
-        let shutdown = CancellationToken::new();
+        Self::with_shutdown(client, options, CancellationToken::new())
+    }
+
+    /// A context whose controllers and informers stop when `shutdown` is cancelled
+    /// (one per leadership term).
+    pub fn with_shutdown(client: Client, options: Options, shutdown: CancellationToken) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), "tug-controllers"),
             informers: Informers::new(client.clone(), shutdown.clone()),

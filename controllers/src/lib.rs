@@ -36,5 +36,5 @@ pub mod replicaset;
 
 pub use context::{Context, Options};
 pub use informers::{Informers, SharedInformer};
-pub use manager::{run, run_controllers, Config, Error, CONTROLLERS};
+pub use manager::{default_identity, run, run_controllers, Config, Error, CONTROLLERS};
 pub use recorder::{EventType, Recorder};

@@ -5,7 +5,7 @@ use crate::context::{Context, Options};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::time::Duration;
-use tug_client::Client;
+use tug_client::{Client, LeaderElector, LeaseTiming};
 
 /// Every controller this crate has, by its `--controllers` name.
 pub const CONTROLLERS: &[&str] = &[
@@ -22,8 +22,6 @@ pub const CONTROLLERS: &[&str] = &[
 pub enum Error {
     #[error("unknown controller {0:?} in --controllers (known: {known})", known = CONTROLLERS.join(", "))]
     UnknownController(String),
-    #[error("leader election in namespace {namespace}: {message}")]
-    LeaderElection { namespace: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,6 +36,7 @@ pub struct Config {
     pub lease_name: String,
     /// This process's identity in the Lease (hostname + random suffix by default).
     pub identity: String,
+    pub lease_timing: LeaseTiming,
     /// Names from [`CONTROLLERS`]; `*` or empty means all.
     pub controllers: Vec<String>,
     pub options: Options,
@@ -51,6 +50,7 @@ impl Config {
             lease_namespace: "kube-system".into(),
             lease_name: "tug-controllers".into(),
             identity: default_identity(),
+            lease_timing: LeaseTiming::default(),
             controllers: vec!["*".into()],
             options: Options::default(),
         }
@@ -92,7 +92,8 @@ impl Config {
     }
 }
 
-fn default_identity() -> String {
+/// `hostname_<random>`, so two copies on one host differ.
+pub fn default_identity() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -118,6 +119,8 @@ fn start(name: &str, ctx: Context) -> BoxFuture<'static, anyhow::Result<()>> {
 /// Runs `names` on `ctx` until `ctx.shutdown` is cancelled; a controller that fails
 /// (or returns early) is restarted after a back-off.
 pub async fn run_controllers(ctx: Context, names: Vec<&'static str>) {
+    // Dropped (leadership lost, process stopping) or done: stop informers too.
+    let _stop = ctx.shutdown.clone().drop_guard();
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
         let ctx = ctx.clone();
@@ -147,13 +150,31 @@ pub async fn run_controllers(ctx: Context, names: Vec<&'static str>) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Runs the controller manager until the process is stopped (or, with leader election,
-/// until leadership is lost: then it returns an error so the binary exits and a
-/// standby takes over, as kube-controller-manager does).
+/// Runs the controller manager until the process stops. With leader election, waits
+/// for the Lease, runs every enabled controller while holding it, stops them all (and
+/// their informers) when it is lost, and contends again.
 pub async fn run(config: Config) -> Result<()> {
     let names = config.enabled()?;
-    let ctx = Context::new(config.client.clone(), config.options.clone());
-    run_controllers(ctx, names).await;
+    if !config.leader_elect {
+        let ctx = Context::new(config.client.clone(), config.options.clone());
+        run_controllers(ctx, names).await;
+        return Ok(());
+    }
+    let elector = LeaderElector::new(
+        config.client.clone(),
+        &config.lease_namespace,
+        &config.lease_name,
+        &config.identity,
+        config.lease_timing,
+    );
+    tracing::info!(lease = %format!("{}/{}", config.lease_namespace, config.lease_name), identity = %config.identity, "waiting to lead");
+    elector
+        .run(|token| {
+            tracing::info!(identity = %config.identity, "leading: starting controllers");
+            let ctx = Context::with_shutdown(config.client.clone(), config.options.clone(), token);
+            run_controllers(ctx, names.clone())
+        })
+        .await;
     Ok(())
 }
 

@@ -166,7 +166,7 @@ pub(crate) mod tests {
 
     #[test]
     fn surplus_pods_are_deleted_least_valuable_first() {
-        let mut pods = vec![
+        let mut pods = [
             pod("ready-old", "n1", "Running", Some(100), 0, 10),
             pod("ready-new", "n1", "Running", Some(200), 0, 10),
             pod("notready", "n1", "Running", None, 0, 10),

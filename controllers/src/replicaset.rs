@@ -381,7 +381,7 @@ pub fn calculate_status(
             type_: "ReplicaFailure".into(),
             status: "True".into(),
             last_transition_time: previous
-                .and_then(|c| c.last_transition_time.clone())
+                .and_then(|c| c.last_transition_time)
                 .or(Some(Time(now))),
             reason: Some(reason.into()),
             message: Some(message),
@@ -438,7 +438,7 @@ mod tests {
             .metadata
             .labels
             .insert("app".into(), "web".into());
-        let mut labeled = |mut p: Pod| {
+        let labeled = |mut p: Pod| {
             p.metadata.labels.insert("app".into(), "web".into());
             Arc::new(p)
         };

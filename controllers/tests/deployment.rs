@@ -46,7 +46,16 @@ fn rolling(mut d: Deployment, surge: i32, unavailable: i32) -> Deployment {
 
 async fn set_image(api: &Api<Deployment>, name: &str, image: &str) {
     let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-    api.patch(name, PatchKind::Merge, &patch).await.unwrap();
+    harness::retry_conflicts(|| api.patch(name, PatchKind::Merge, &patch))
+        .await
+        .unwrap();
+}
+
+async fn set_paused(api: &Api<Deployment>, name: &str, paused: bool) {
+    let patch = serde_json::json!({"spec": {"paused": paused}});
+    harness::retry_conflicts(|| api.patch(name, PatchKind::Merge, &patch))
+        .await
+        .unwrap();
 }
 
 /// Live (not terminating) pods of `app`, by pod-template-hash.
@@ -217,7 +226,9 @@ async fn rolling_update_keeps_min_available_and_ends_on_the_new_replicaset_then_
     let mut old_template = old.spec.as_ref().unwrap().template.clone();
     old_template.metadata.labels.remove(HASH);
     let patch = serde_json::json!({"spec": {"template": old_template}});
-    api.patch("roll", PatchKind::Merge, &patch).await.unwrap();
+    harness::retry_conflicts(|| api.patch("roll", PatchKind::Merge, &patch))
+        .await
+        .unwrap();
     let d = eventually("rolled back to v1 pods", || async {
         let by = pods_by_hash(&c, "roll").await;
         let d = api.get("roll").await.ok()?;
@@ -305,15 +316,11 @@ async fn a_paused_deployment_does_not_roll_but_still_scales() {
     wait_complete(&c, "calm", 2).await;
     let v1_hash = pods_by_hash(&c, "calm").await.into_keys().next().unwrap();
 
-    api.patch(
-        "calm",
-        PatchKind::Merge,
-        &serde_json::json!({"spec": {"paused": true}}),
-    )
-    .await
-    .unwrap();
+    set_paused(&api, "calm", true).await;
     set_image(&api, "calm", "img:v2").await;
-    api.scale("calm", 3).await.unwrap();
+    harness::retry_conflicts(|| api.scale("calm", 3))
+        .await
+        .unwrap();
     eventually("scaled while paused", || async {
         let by = pods_by_hash(&c, "calm").await;
         (by.len() == 1 && by.get(&v1_hash)?.len() == 3).then_some(())
@@ -332,13 +339,7 @@ async fn a_paused_deployment_does_not_roll_but_still_scales() {
     );
     assert_eq!(d.metadata.annotations[REVISION], "1");
 
-    api.patch(
-        "calm",
-        PatchKind::Merge,
-        &serde_json::json!({"spec": {"paused": false}}),
-    )
-    .await
-    .unwrap();
+    set_paused(&api, "calm", false).await;
     eventually("rolled out after resume", || async {
         let by = pods_by_hash(&c, "calm").await;
         (by.len() == 1 && !by.contains_key(&v1_hash) && by.values().next()?.len() == 3)
@@ -405,7 +406,9 @@ async fn scaling_mid_rollout_spreads_replicas_proportionally() {
         (sizes().await == vec![8, 5]).then_some(())
     })
     .await;
-    api.scale("prop", 15).await.unwrap();
+    harness::retry_conflicts(|| api.scale("prop", 15))
+        .await
+        .unwrap();
     // 18 allowed: 5 more, 3 to the old (8 * 18 / 13 = 11) and 2 to the new.
     eventually("11 old + 7 new", || async {
         (sizes().await == vec![11, 7]).then_some(())

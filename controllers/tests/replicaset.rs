@@ -94,7 +94,9 @@ async fn replicaset_scales_2_5_1_with_exact_counts_and_never_over_creates() {
     }
     wait_for_status(&c, "web", 2, 0).await;
 
-    rs_api.scale("web", 5).await.unwrap();
+    harness::retry_conflicts(|| rs_api.scale("web", 5))
+        .await
+        .unwrap();
     let pods = wait_for_pods(&c, "web", 5).await;
     for p in &pods {
         mark_ready(&pod_api, p.metadata.name()).await.unwrap();
@@ -104,7 +106,9 @@ async fn replicaset_scales_2_5_1_with_exact_counts_and_never_over_creates() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.live_pods("app=web").await.len(), 5);
 
-    rs_api.scale("web", 1).await.unwrap();
+    harness::retry_conflicts(|| rs_api.scale("web", 1))
+        .await
+        .unwrap();
     wait_for_pods(&c, "web", 1).await;
     wait_for_status(&c, "web", 1, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

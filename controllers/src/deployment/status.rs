@@ -40,7 +40,7 @@ pub fn set_condition(
             return;
         }
         if old.status == cond_status {
-            transition = old.last_transition_time.clone();
+            transition = old.last_transition_time;
         }
     }
     status.conditions.retain(|c| c.type_ != type_);
@@ -174,7 +174,7 @@ pub fn rollout_status(
         // Progress renews the deadline: always bump lastUpdateTime.
         let transition = condition(&status, PROGRESSING)
             .filter(|c| c.status == "True")
-            .and_then(|c| c.last_transition_time.clone())
+            .and_then(|c| c.last_transition_time)
             .or(Some(Time(now)));
         status.conditions.retain(|c| c.type_ != PROGRESSING);
         status.conditions.push(DeploymentCondition {
@@ -272,7 +272,7 @@ mod tests {
         let s = rollout_status(&d, Some(&new_rs), &[&new_rs], at(5));
         let c = condition(&s, PROGRESSING).unwrap();
         assert_eq!(
-            (c.reason.as_deref(), c.last_update_time.clone()),
+            (c.reason.as_deref(), c.last_update_time),
             (Some(RS_UPDATED), Some(Time(at(5))))
         );
         d.status = Some(s);

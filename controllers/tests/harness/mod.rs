@@ -148,3 +148,22 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Runs `op` again while it fails with 409 Conflict. The apiserver answers a patch that
+/// raced with another write with a Conflict (Kubernetes retries those internally).
+pub async fn retry_conflicts<T, F, Fut>(mut op: F) -> tug_client::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = tug_client::Result<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_conflict() && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
