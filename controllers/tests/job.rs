@@ -241,3 +241,44 @@ async fn parallel_jobs_run_up_to_parallelism_and_finished_jobs_go_after_their_tt
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_suspended_job_starts_on_resume_and_fails_past_its_active_deadline() {
+    let env = start().await;
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let mut j = job("slow", None);
+    let spec = j.spec.as_mut().unwrap();
+    spec.suspend = Some(true);
+    spec.active_deadline_seconds = Some(2);
+    jobs.create(&j).await.expect("create job");
+
+    eventually("the Suspended condition", || async {
+        let j = jobs.get("slow").await.ok()?;
+        condition(&j, "Suspended").map(|_| ())
+    })
+    .await;
+    assert!(pods_of(&pods, "slow").await.is_empty());
+
+    let resume = serde_json::json!({"spec": {"suspend": false}});
+    jobs.patch("slow", PatchKind::Merge, &resume)
+        .await
+        .expect("resume");
+    eventually("a pod after resuming", || async {
+        (!pods_of(&pods, "slow").await.is_empty()).then_some(())
+    })
+    .await;
+    // The pod never finishes: the deadline fails the Job and removes the pod.
+    let failed = eventually("the Job to fail on its deadline", || async {
+        let j = jobs.get("slow").await.ok()?;
+        condition(&j, "Failed").is_some().then_some(j)
+    })
+    .await;
+    let c = condition(&failed, "Failed").unwrap();
+    assert_eq!(c.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(failed.status.unwrap().active, 0);
+    eventually("the running pod to be deleted", || async {
+        pods_of(&pods, "slow").await.is_empty().then_some(())
+    })
+    .await;
+}
