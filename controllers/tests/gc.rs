@@ -287,3 +287,75 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_references() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(pods.list(&Default::default()).await.unwrap().items.len(), 2);
 }
+
+/// The collector's half of foreground deletion, driven by a finalizer set by hand
+/// (independent of how the apiserver implements propagationPolicy).
+#[tokio::test]
+async fn an_owner_deleted_with_the_foreground_finalizer_waits_for_its_dependents() {
+    let env = start().await;
+    let c = chain(&env.client, "hand", 2).await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "default");
+    let replicasets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let finalizer = json!({"metadata": {"finalizers": [garbagecollector::FOREGROUND_FINALIZER]}});
+    deployments
+        .patch("hand", tug_client::PatchKind::Merge, &finalizer)
+        .await
+        .expect("add finalizer");
+    deployments
+        .delete("hand", &DeleteParams::default())
+        .await
+        .expect("delete deployment");
+    for p in &c.pods {
+        eventually("the pods to go", || gone(&pods, p.metadata.name())).await;
+    }
+    eventually("the ReplicaSet to go", || {
+        gone(&replicasets, c.replicaset.metadata.name())
+    })
+    .await;
+    eventually(
+        "the finalizer to be removed (and the Deployment to go)",
+        || async {
+            match deployments.get_opt("hand").await.ok()? {
+                None => Some(()),
+                Some(d) => d.metadata.finalizers.is_empty().then_some(()),
+            }
+        },
+    )
+    .await;
+}
+
+/// The collector's half of orphan deletion, driven by a finalizer set by hand.
+#[tokio::test]
+async fn an_owner_deleted_with_the_orphan_finalizer_releases_its_dependents() {
+    let env = start().await;
+    let c = chain(&env.client, "keep", 2).await;
+    let replicasets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let rs = c.replicaset.metadata.name();
+    let finalizer = json!({"metadata": {"finalizers": [garbagecollector::ORPHAN_FINALIZER]}});
+    replicasets
+        .patch(rs, tug_client::PatchKind::Merge, &finalizer)
+        .await
+        .expect("add finalizer");
+    replicasets
+        .delete(rs, &DeleteParams::default())
+        .await
+        .expect("delete replicaset");
+    for p in &c.pods {
+        eventually("the pod to be released", || async {
+            let p = pods.get(p.metadata.name()).await.ok()?;
+            p.metadata.owner_references.is_empty().then_some(())
+        })
+        .await;
+    }
+    eventually("the finalizer to be removed", || async {
+        match replicasets.get_opt(rs).await.ok()? {
+            None => Some(()),
+            Some(r) => r.metadata.finalizers.is_empty().then_some(()),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(pods.list(&Default::default()).await.unwrap().items.len(), 2);
+}
