@@ -129,4 +129,31 @@ impl<K: Resource> SharedInformer<K> {
                 .unwrap_or_default()
         });
     }
+
+    /// Every `period`, queue every cached object's key (a safety net for anything a
+    /// watch missed), until `shutdown` is cancelled.
+    pub fn resync_into(
+        &self,
+        queue: WorkQueue<ObjectKey>,
+        period: std::time::Duration,
+        shutdown: CancellationToken,
+    ) {
+        if period.is_zero() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                for obj in store.list() {
+                    queue.add(ObjectKey::of(obj.as_ref()));
+                }
+            }
+        });
+    }
 }

@@ -56,6 +56,11 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let pods = ctx.informers.get::<Pod>();
     let rs_store = replicasets.store();
     replicasets.enqueue_into(queue.clone());
+    replicasets.resync_into(
+        queue.clone(),
+        ctx.options.resync_period,
+        ctx.shutdown.clone(),
+    );
     {
         let rs_store = rs_store.clone();
         pods.subscribe(queue.clone(), move |pod| owners_of(&rs_store, pod));

@@ -415,3 +415,47 @@ async fn scaling_mid_rollout_spreads_replicas_proportionally() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn old_replicasets_beyond_the_revision_history_limit_are_deleted() {
+    let c = Cluster::start(&["replicaset", "deployment"]).await;
+    let api = c.api::<Deployment>();
+    let _kubelet = c.kubelet("app=hist", Duration::from_millis(20));
+    let mut d = deployment("hist", 1, "img:v1");
+    d.spec.as_mut().unwrap().revision_history_limit = Some(1);
+    api.create(&d).await.unwrap();
+    wait_complete(&c, "hist", 1).await;
+    for image in ["img:v2", "img:v3", "img:v4"] {
+        set_image(&api, "hist", image).await;
+        eventually(&format!("rolled to {image}"), || async {
+            let d = api.get("hist").await.ok()?;
+            let s = d.status.clone()?;
+            let new_rs = replicasets(&c, "hist").await.into_iter().find(|r| {
+                r.spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .and_then(|p| p.containers[0].image.as_deref())
+                    == Some(image)
+            })?;
+            (s.observed_generation == d.metadata.generation.unwrap_or(0)
+                && s.updated_replicas == 1
+                && s.available_replicas == 1
+                && s.replicas == 1
+                && new_rs.status.as_ref()?.available_replicas == 1)
+                .then_some(())
+        })
+        .await;
+    }
+    // The new ReplicaSet plus one old one (revision 3) remain.
+    let rss = eventually("history trimmed to 1", || async {
+        let rss = replicasets(&c, "hist").await;
+        (rss.len() == 2).then_some(rss)
+    })
+    .await;
+    let mut revisions: Vec<String> = rss
+        .iter()
+        .map(|r| r.metadata.annotations[REVISION].clone())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["3", "4"]);
+}

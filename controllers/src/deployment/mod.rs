@@ -54,6 +54,11 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let d_store = deployments.store();
     let rs_store = replicasets.store();
     deployments.enqueue_into(queue.clone());
+    deployments.resync_into(
+        queue.clone(),
+        ctx.options.resync_period,
+        ctx.shutdown.clone(),
+    );
     {
         let d_store = d_store.clone();
         replicasets.subscribe(queue.clone(), move |rs| owners_of_rs(&d_store, rs));
