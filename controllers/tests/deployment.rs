@@ -149,6 +149,24 @@ async fn deployment_creates_a_hashed_replicaset_and_its_pods() {
     let pods = pods_by_hash(&c, "web").await;
     assert_eq!(pods.keys().collect::<Vec<_>>(), vec![&hash]);
     assert_eq!(pods[&hash].len(), 3);
+
+    let events: Api<tug_proto::core::v1::Event> = c.api();
+    for (kind, reason) in [
+        ("Deployment", "ScalingReplicaSet"),
+        ("ReplicaSet", "SuccessfulCreate"),
+    ] {
+        eventually(&format!("{reason} event on a {kind}"), || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.involved_object.kind.as_deref() == Some(kind)
+                })
+                .then_some(())
+        })
+        .await;
+    }
 }
 
 /// Samples, on every pod change seen through a watch, how many pods of `app` are

@@ -8,6 +8,7 @@ use tug_proto::meta::v1::Time;
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 
 pub const MINIMUM_REPLICAS_AVAILABLE: &str = "MinimumReplicasAvailable";
 pub const MINIMUM_REPLICAS_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
@@ -149,6 +150,26 @@ pub fn rollout_status(
     now: DateTime<Utc>,
 ) -> DeploymentStatus {
     let mut status = calculate_status(d, new_rs, all, now);
+    // A ReplicaSet that cannot create pods (quota, invalid template) says so on the
+    // Deployment too.
+    let failure = new_rs
+        .into_iter()
+        .chain(all.iter().copied())
+        .filter_map(|rs| rs.status.as_ref())
+        .flat_map(|s| s.conditions.iter())
+        .find(|c| c.type_ == REPLICA_FAILURE && c.status == "True")
+        .cloned();
+    match failure {
+        Some(c) => set_condition(
+            &mut status,
+            REPLICA_FAILURE,
+            "True",
+            c.reason.as_deref().unwrap_or("FailedCreate"),
+            c.message.unwrap_or_default(),
+            now,
+        ),
+        None => status.conditions.retain(|c| c.type_ != REPLICA_FAILURE),
+    }
     if progress_deadline(d).is_none() {
         status.conditions.retain(|c| c.type_ != PROGRESSING);
         return status;
@@ -304,6 +325,32 @@ mod tests {
             condition(&s, PROGRESSING).unwrap().reason.as_deref(),
             Some(NEW_RS_AVAILABLE)
         );
+    }
+
+    #[test]
+    fn a_replicaset_failure_shows_on_the_deployment_until_it_clears() {
+        let d = deployment(1, IntOrString::Int(1), IntOrString::Int(0));
+        let mut failing = rs(1, 0);
+        failing.status.as_mut().unwrap().conditions.push(
+            tug_proto::apps::v1::ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some("FailedCreate".into()),
+                message: Some("quota exceeded".into()),
+                ..Default::default()
+            },
+        );
+        let s = rollout_status(&d, Some(&failing), &[&failing], at(0));
+        let c = condition(&s, REPLICA_FAILURE).unwrap();
+        assert_eq!(
+            (c.reason.as_deref(), c.message.as_deref()),
+            (Some("FailedCreate"), Some("quota exceeded"))
+        );
+        let mut d = d;
+        d.status = Some(s);
+        let fine = rs(1, 1);
+        let s = rollout_status(&d, Some(&fine), &[&fine], at(1));
+        assert!(condition(&s, REPLICA_FAILURE).is_none());
     }
 
     #[test]
