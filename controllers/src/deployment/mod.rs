@@ -634,7 +634,7 @@ impl DeploymentController {
         if r.stored_status.as_ref() != Some(&st) {
             let api: Api<Deployment> = Api::namespaced(self.client.clone(), &r.key.namespace);
             // Every field explicitly: a merge patch leaves omitted (zero) fields alone.
-            let patch = serde_json::json!({"status": {
+            let mut patch = serde_json::json!({"status": {
                 "observedGeneration": st.observed_generation,
                 "replicas": st.replicas,
                 "updatedReplicas": st.updated_replicas,
@@ -642,8 +642,11 @@ impl DeploymentController {
                 "availableReplicas": st.available_replicas,
                 "unavailableReplicas": st.unavailable_replicas,
                 "conditions": st.conditions,
-                "collisionCount": st.collision_count,
             }});
+            // Never clear collisionCount: a stale cache must not undo a bump.
+            if let Some(count) = st.collision_count {
+                patch["status"]["collisionCount"] = count.into();
+            }
             match api
                 .patch_status(&r.key.name, PatchKind::Merge, &patch)
                 .await
