@@ -23,6 +23,7 @@ const NO_COLLECTION: &[&str] = &[
 const STATUS: &[&str] = &["get", "patch", "update"];
 const CREATE: &[&str] = &["create"];
 const GET: &[&str] = &["get"];
+const UPDATE: &[&str] = &["update"];
 const CREATE_GET: &[&str] = &["create", "get"];
 
 /// One entry of an APIResourceList.
@@ -107,6 +108,7 @@ const CORE_V1: &[ApiResource] = &[
         &["ns"],
         &[],
     ),
+    sub("namespaces/finalize", false, "Namespace", UPDATE),
     sub("namespaces/status", false, "Namespace", STATUS),
     res("nodes", "node", false, "Node", ALL, &["no"], &[]),
     sub("nodes/status", false, "Node", STATUS),

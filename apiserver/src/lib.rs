@@ -233,7 +233,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Server> {
         tokens: opts.tokens,
         watch: opts.watch,
         metrics: metrics::Metrics::default(),
-        namespace_changed: tokio::sync::Notify::new(),
         shutdown,
         ready: Default::default(),
         advertise: opts.advertise,
@@ -247,7 +246,6 @@ pub async fn start(opts: Options) -> anyhow::Result<Server> {
             state.shutdown.subscribe(),
         )),
         tokio::spawn(namespaces::bootstrap(state.clone())),
-        tokio::spawn(namespaces::run_finalizer(state.clone())),
     ];
     tracing::info!(id = opts.id, %addr, "tug-apiserver serving");
     Ok(Server {

@@ -56,6 +56,14 @@ pub fn has_finalizers(obj: &Value) -> bool {
         .is_some_and(|f| !f.is_empty())
 }
 
+/// Namespaces carry their own finalizers in `spec.finalizers` (the namespace
+/// controller's `kubernetes`); a deleted namespace stays until those are gone too.
+pub fn has_spec_finalizers(obj: &Value) -> bool {
+    obj["spec"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+}
+
 /// Sets or removes (for `None`) one metadata field.
 pub fn set_meta(obj: &mut Value, field: &str, value: Option<Value>) {
     let m = meta_mut(obj);

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tug_pki::TokenFile;
 
 use crate::metrics::Metrics;
@@ -15,8 +15,6 @@ pub struct AppState {
     pub tokens: Option<TokenFile>,
     pub watch: WatchConfig,
     pub metrics: Metrics,
-    /// Nudges the namespace finalizer when a namespace is marked for deletion here.
-    pub namespace_changed: Notify,
     /// Flips to `true` once on shutdown; long-running tasks (watches) end on it.
     pub shutdown: watch::Sender<bool>,
     /// The initial namespaces exist (`/readyz`).

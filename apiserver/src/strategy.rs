@@ -15,6 +15,9 @@ pub enum Part {
     Main,
     /// `/status`: only status changes are kept.
     Status,
+    /// `namespaces/{name}/finalize`: only `spec.finalizers` changes are kept (the
+    /// namespace controller's way of saying the namespace is empty).
+    Finalize,
 }
 
 /// Resets what a client may not choose on create (before admission).
@@ -95,6 +98,21 @@ pub fn prepare_for_update(info: &ResourceInfo, part: Part, new: Value, old: &Val
                         m.remove("status");
                     }
                 }
+            }
+            out
+        }
+        Part::Finalize => {
+            let mut out = old.clone();
+            let finalizers = new["spec"].get("finalizers").cloned();
+            match (finalizers, out["spec"].as_object_mut()) {
+                (Some(f), Some(spec)) => {
+                    spec.insert("finalizers".into(), f);
+                }
+                (Some(f), None) => out["spec"] = json!({ "finalizers": f }),
+                (None, Some(spec)) => {
+                    spec.remove("finalizers");
+                }
+                (None, None) => {}
             }
             out
         }

@@ -1,12 +1,16 @@
 //! DELETE of one object or of a collection: preconditions, finalizers, graceful pod
 //! deletion, and namespaces (marked Terminating, then emptied by `namespaces`).
 //!
-//! propagationPolicy: tug has no garbage collector yet, so Background and Foreground
-//! both delete the object itself immediately and leave its dependents in place (a
-//! future garbage collector removes dependents whose owner is gone). Orphan must keep
-//! dependents from such a collector, so here the apiserver itself removes the deleted
-//! owner from its dependents' `ownerReferences` (Kubernetes' GC does that through the
-//! `orphan` finalizer).
+//! propagationPolicy, as Kubernetes: Background deletes the object now and leaves its
+//! dependents to the garbage collector (tug-controllers); Foreground and Orphan mark the
+//! object deleted with the `foregroundDeletion` / `orphan` finalizer, and the garbage
+//! collector deletes / releases the dependents before it removes that finalizer.
+//! Without a policy, batch/v1 Jobs orphan their pods (Kubernetes' legacy default for
+//! that group) and everything else is Background.
+//!
+//! A namespace is marked Terminating and kept while `spec.finalizers` holds
+//! `kubernetes`: the namespace controller empties it and then clears that finalizer
+//! through `namespaces/{name}/finalize`, which removes it.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -33,8 +37,35 @@ pub struct Options {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
-    /// propagationPolicy Orphan (or the old orphanDependents: true).
-    pub orphan: bool,
+    /// propagationPolicy (or the old orphanDependents); `None` = the kind's default.
+    pub propagation: Option<Propagation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+impl Propagation {
+    /// The finalizer through which the garbage collector carries this policy out.
+    fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Propagation::Background => None,
+            Propagation::Foreground => Some("foregroundDeletion"),
+            Propagation::Orphan => Some("orphan"),
+        }
+    }
+
+    /// Kubernetes' default when the request names none.
+    fn default_for(info: &ResourceInfo) -> Propagation {
+        if info.group == "batch" {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        }
+    }
 }
 
 enum Outcome {
@@ -52,67 +83,11 @@ pub async fn delete(state: &AppState, req: &Req, body: Body) -> Result<Response>
             return Err(ApiError::not_found(info, &name));
         };
         match delete_one(state, info, &key, current, kv.mod_revision, &opts).await? {
-            Outcome::Done(obj) => {
-                if opts.orphan && !opts.dry_run {
-                    orphan_dependents(state, info, &obj).await?;
-                }
-                return Ok(req.out.object(StatusCode::OK, info, obj));
-            }
+            Outcome::Done(obj) => return Ok(req.out.object(StatusCode::OK, info, obj)),
             Outcome::Conflict => continue,
         }
     }
     Err(ApiError::conflict(info, &name))
-}
-
-/// Removes `owner` from the `ownerReferences` of every object that names it (same
-/// namespace for a namespaced owner, everywhere for a cluster-scoped one).
-async fn orphan_dependents(
-    state: &AppState,
-    owner_info: &ResourceInfo,
-    owner: &Value,
-) -> Result<()> {
-    let uid = object::uid(owner).to_string();
-    if uid.is_empty() {
-        return Ok(());
-    }
-    let ns = owner_info
-        .namespaced
-        .then(|| object::namespace(owner).to_string());
-    for info in crate::registry::RESOURCES {
-        let prefix = info.prefix(if info.namespaced { ns.as_deref() } else { None });
-        let listed = state
-            .store
-            .list(&prefix, None, None, Read::Linearizable)
-            .await?;
-        for kv in listed.kvs {
-            let mut kv = kv;
-            for _ in 0..MAX_RETRIES {
-                let mut obj = object::decode(&kv)?;
-                let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                    break;
-                };
-                let before = refs.len();
-                refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
-                if refs.len() == before {
-                    break;
-                }
-                if refs.is_empty() {
-                    object::set_meta(&mut obj, "ownerReferences", None);
-                }
-                let put = Op::Put {
-                    key: kv.key.clone(),
-                    value: object::encode(&obj)?,
-                    precondition: Precondition::ModRevision(kv.mod_revision),
-                };
-                match state.store.txn(put).await? {
-                    TxnResult::Applied { .. } => break,
-                    TxnResult::Failed { current: Some(now) } => kv = now,
-                    TxnResult::Failed { current: None } => break,
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 pub async fn delete_collection(state: &AppState, req: &Req, body: Body) -> Result<Response> {
@@ -136,27 +111,6 @@ pub async fn delete_collection(state: &AppState, req: &Req, body: Body) -> Resul
     }
     let meta = json!({"resourceVersion": state.store.revision().to_string()});
     Ok(req.out.list(info, deleted, meta))
-}
-
-/// Deletes every object of a namespace being terminated, honouring finalizers and pod
-/// grace periods. Returns how many objects are still there.
-pub async fn delete_for_namespace_cleanup(state: &AppState, ns: &str) -> Result<usize> {
-    let mut remaining = 0;
-    for info in crate::registry::namespaced() {
-        let listed = state
-            .store
-            .list(&info.prefix(Some(ns)), None, None, Read::Local)
-            .await?;
-        for kv in listed.kvs {
-            remaining += 1;
-            let obj = object::decode(&kv)?;
-            if object::is_deleting(&obj) && object::has_finalizers(&obj) {
-                continue;
-            }
-            let _ = delete_with_retries(state, info, &kv.key, &Options::default()).await?;
-        }
-    }
-    Ok(remaining)
 }
 
 /// Deletes one object by key; `None` if it was already gone.
@@ -229,20 +183,30 @@ async fn delete_one(
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
-        // Namespaces are emptied first (see `namespaces::finalize`), then removed.
+        // Emptied by the namespace controller first, then removed (see the module doc).
         if object::is_deleting(&current) {
             return Ok(Outcome::Done(current));
         }
-        let mut marked = current.clone();
-        object::set_meta(&mut marked, "deletionTimestamp", Some(json!(object::now())));
-        object::set_meta(&mut marked, "deletionGracePeriodSeconds", Some(json!(0)));
-        marked["status"]["phase"] = json!("Terminating");
-        let out = put_marked(state, key, marked, rev, opts).await?;
-        state.namespace_changed.notify_one();
-        return Ok(out);
+        if object::has_spec_finalizers(&current) || object::has_finalizers(&current) {
+            let mut marked = current.clone();
+            object::set_meta(&mut marked, "deletionTimestamp", Some(json!(object::now())));
+            object::set_meta(&mut marked, "deletionGracePeriodSeconds", Some(json!(0)));
+            marked["status"]["phase"] = json!("Terminating");
+            return put_marked(state, key, marked, rev, opts).await;
+        }
     }
 
     let grace = grace_period(info, &current, opts);
+    let propagation = opts
+        .propagation
+        .unwrap_or_else(|| Propagation::default_for(info));
+    let mut current = current;
+    if let Some(f) = propagation
+        .finalizer()
+        .filter(|_| info.plural != "namespaces")
+    {
+        add_finalizer(&mut current, f);
+    }
     let finalizers = object::has_finalizers(&current);
     if grace == 0 && !finalizers {
         if opts.dry_run {
@@ -276,6 +240,7 @@ async fn delete_one(
     // or whoever holds the finalizer) to finish.
     let existing_grace = current["metadata"]["deletionGracePeriodSeconds"].as_i64();
     if object::is_deleting(&current) && existing_grace.is_some_and(|g| g <= grace) {
+        // Already on its way out no sooner than this request asks: nothing to change.
         return Ok(Outcome::Done(current));
     }
     let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
@@ -291,6 +256,17 @@ async fn delete_one(
         Some(json!(grace)),
     );
     put_marked(state, key, marked, rev, opts).await
+}
+
+/// Adds `finalizer` to `obj`'s `metadata.finalizers` unless it is there.
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let meta = object::meta_mut(obj);
+    let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut() {
+        if !list.iter().any(|f| f == finalizer) {
+            list.push(json!(finalizer));
+        }
+    }
 }
 
 async fn put_marked(
@@ -359,7 +335,7 @@ async fn options(req: &Req, body: Body) -> Result<Options> {
             .as_ref()
             .and_then(|p| p.resource_version.clone()),
         dry_run: from_body.dry_run.iter().any(|d| d == "All") || req.dry_run(),
-        orphan: false,
+        propagation: None,
     };
     if let Some(g) = req.param("gracePeriodSeconds").filter(|g| !g.is_empty()) {
         opts.grace_period_seconds = Some(g.parse().map_err(|_| {
@@ -378,9 +354,17 @@ async fn options(req: &Req, body: Body) -> Result<Options> {
                 "invalid propagationPolicy {p:?}: must be Orphan, Background or Foreground"
             )));
         }
-        opts.orphan = p == "Orphan";
-    } else {
-        opts.orphan = from_body.orphan_dependents == Some(true);
+        opts.propagation = Some(match p.as_str() {
+            "Orphan" => Propagation::Orphan,
+            "Foreground" => Propagation::Foreground,
+            _ => Propagation::Background,
+        });
+    } else if let Some(orphan) = from_body.orphan_dependents {
+        opts.propagation = Some(if orphan {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        });
     }
     Ok(opts)
 }

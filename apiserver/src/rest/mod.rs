@@ -29,7 +29,6 @@ use crate::registry::{self, ResourceInfo};
 use crate::state::AppState;
 use crate::strategy::Part;
 
-pub use delete::delete_for_namespace_cleanup;
 pub use watch::WatchConfig;
 
 /// What a resource path names.
@@ -183,6 +182,9 @@ pub async fn handle(state: Arc<AppState>, req: Req, body: Body) -> Result<Respon
         (&Method::PATCH, true, Some("status")) if t.info.status => {
             patch::patch(&state, &req, body, Part::Status).await
         }
+        (&Method::PUT, true, Some("finalize")) if t.info.plural == "namespaces" => {
+            update::put(&state, &req, body, Part::Finalize).await
+        }
         (&Method::DELETE, true, None) => delete::delete(&state, &req, body).await,
         // Kubernetes serves no deletecollection for namespaces.
         (&Method::DELETE, false, None) if t.info.plural != "namespaces" => {
@@ -200,7 +202,8 @@ pub async fn handle(state: Arc<AppState>, req: Req, body: Body) -> Result<Respon
             pod_proxy::not_yet(&state, &req).await
         }
         (_, _, Some(sub))
-            if !matches!(sub, "status" | "scale" | "binding")
+            if !matches!(sub, "status" | "scale" | "binding" | "finalize")
+                || (sub == "finalize" && t.info.plural != "namespaces")
                 || (sub == "status" && !t.info.status)
                 || (sub == "scale" && !t.info.scale)
                 || (sub == "binding" && t.info.plural != "pods") =>

@@ -107,6 +107,7 @@ pub async fn write_update(
     }
     let finalized = object::is_deleting(&admitted)
         && !object::has_finalizers(&admitted)
+        && !object::has_spec_finalizers(&admitted)
         && admitted["metadata"]["deletionGracePeriodSeconds"]
             .as_i64()
             .unwrap_or(0)

@@ -106,7 +106,11 @@ async fn every_kind_supports_create_get_update_list_and_delete() {
         assert!(names(&list).contains(&name), "{collection}: {list}");
         assert!(rv(&list) >= rv(&updated));
 
-        let (code, deleted) = c.delete(&item).await;
+        // Background, as kubectl sends it (a bare delete of a Job orphans, and waits
+        // for the garbage collector: see deletion.rs).
+        let (code, deleted) = c
+            .delete(&format!("{item}?propagationPolicy=Background"))
+            .await;
         assert_eq!(code, 200, "delete {item}: {deleted}");
         if collection != "/api/v1/namespaces" {
             let (code, status) = c.get(&item).await;

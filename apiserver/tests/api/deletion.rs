@@ -1,8 +1,6 @@
 //! Deletion: finalizers, graceful pod deletion, preconditions, deletecollection and
 //! namespace termination.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::{configmap, env, names, pod};
@@ -154,7 +152,7 @@ async fn deletecollection_deletes_what_the_selector_matches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_namespace_terminates_refuses_creates_and_is_emptied() {
+async fn a_deleted_namespace_terminates_refuses_creates_and_goes_when_finalized() {
     let env = env().await;
     let c = env.server.client();
     let (code, _) = c
@@ -166,63 +164,117 @@ async fn a_deleted_namespace_terminates_refuses_creates_and_is_emptied() {
     assert_eq!(code, 201);
     c.post("/api/v1/namespaces/doomed/configmaps", &configmap("a"))
         .await;
-    c.post("/api/v1/namespaces/doomed/pods", &pod("p")).await;
 
     let (code, ns) = c.delete("/api/v1/namespaces/doomed").await;
     assert_eq!(code, 200, "{ns}");
     assert_eq!(ns["status"]["phase"], "Terminating");
     assert!(ns["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
 
     let (code, status) = c
         .post("/api/v1/namespaces/doomed/configmaps", &configmap("b"))
         .await;
-    // Either still terminating (403) or already gone (404).
-    assert!(code == 403 || code == 404, "{code} {status}");
-    if code == 403 {
-        assert_eq!(status["reason"], "Forbidden");
-        assert!(status["message"]
-            .as_str()
-            .unwrap()
-            .contains("being terminated"));
-    }
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(status["reason"], "Forbidden");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("being terminated"));
+    // The apiserver keeps it until the namespace controller says it is empty...
+    assert_eq!(c.get("/api/v1/namespaces/doomed").await.0, 200);
 
-    let mut gone = false;
-    for _ in 0..100 {
-        if c.get("/api/v1/namespaces/doomed").await.0 == 404 {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "the namespace is removed once empty");
-    let (_, cms) = c.get("/api/v1/namespaces/doomed/configmaps").await;
-    assert!(names(&cms).is_empty());
+    // ...by clearing spec.finalizers through the finalize subresource.
+    let mut finalized = ns.clone();
+    finalized["spec"]["finalizers"] = json!([]);
+    let (code, body) = c
+        .put("/api/v1/namespaces/doomed/finalize", &finalized)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.get("/api/v1/namespaces/doomed").await.0, 404);
     env.done().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orphan_deletion_removes_the_owner_from_its_dependents() {
+async fn finalize_changes_only_the_namespace_finalizers() {
     let env = env().await;
     let c = env.server.client();
-    let (_, owner) = c
-        .post("/api/v1/namespaces/default/configmaps", &configmap("owner"))
+    let (_, ns) = c
+        .post(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kept"}}),
+        )
         .await;
-    let mut dependent = configmap("dependent");
-    dependent["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"],
-    }]);
-    let (code, body) = c
-        .post("/api/v1/namespaces/default/configmaps", &dependent)
-        .await;
-    assert_eq!(code, 201, "{body}");
+    let mut body = ns.clone();
+    body["metadata"]["labels"] = json!({"sneaky": "yes"});
+    body["spec"]["finalizers"] = json!(["example.com/mine"]);
+    let (code, out) = c.put("/api/v1/namespaces/kept/finalize", &body).await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["spec"]["finalizers"], json!(["example.com/mine"]));
+    assert!(out["metadata"]["labels"].get("sneaky").is_none(), "{out}");
     let (code, _) = c
-        .delete("/api/v1/namespaces/default/configmaps/owner?propagationPolicy=Orphan")
+        .put("/api/v1/namespaces/default/configmaps/x/finalize", &body)
         .await;
-    assert_eq!(code, 200);
-    let (_, left) = c
-        .get("/api/v1/namespaces/default/configmaps/dependent")
-        .await;
-    assert!(left["metadata"].get("ownerReferences").is_none(), "{left}");
+    assert_eq!(code, 404);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_and_foreground_deletion_leave_the_owner_to_the_garbage_collector() {
+    let env = env().await;
+    let c = env.server.client();
+    let cases = [
+        ("orphaned", "?propagationPolicy=Orphan", Some("orphan")),
+        (
+            "foreground",
+            "?propagationPolicy=Foreground",
+            Some("foregroundDeletion"),
+        ),
+        ("background", "?propagationPolicy=Background", None),
+        ("defaulted", "", None),
+    ];
+    for (name, query, finalizer) in cases {
+        c.post("/api/v1/namespaces/default/configmaps", &configmap(name))
+            .await;
+        let path = format!("/api/v1/namespaces/default/configmaps/{name}");
+        let (code, out) = c.delete(&format!("{path}{query}")).await;
+        assert_eq!(code, 200, "{name}: {out}");
+        let (code, now) = c.get(&path).await;
+        match finalizer {
+            None => assert_eq!(code, 404, "{name} is gone at once: {now}"),
+            Some(f) => {
+                assert_eq!(code, 200, "{name} waits for the collector");
+                assert!(now["metadata"]["deletionTimestamp"].is_string(), "{now}");
+                assert_eq!(now["metadata"]["finalizers"], json!([f]), "{name}");
+                // The collector finishes by removing its finalizer; then it is gone.
+                let (code, body) = c
+                    .patch(
+                        &path,
+                        "application/merge-patch+json",
+                        &json!({"metadata": {"finalizers": null}}),
+                    )
+                    .await;
+                assert_eq!(code, 200, "{body}");
+                assert_eq!(c.get(&path).await.0, 404, "{name}");
+            }
+        }
+    }
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_orphan_their_pods_by_default_as_in_kubernetes() {
+    let env = env().await;
+    let c = env.server.client();
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "hello:1"}]}}}
+    });
+    let (code, body) = c.post("/apis/batch/v1/namespaces/default/jobs", &job).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, out) = c.delete("/apis/batch/v1/namespaces/default/jobs/j").await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["metadata"]["finalizers"], json!(["orphan"]));
     env.done().await;
 }
 
