@@ -103,3 +103,25 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kube_controller_manager_flags() {
+        let cases = [
+            ("40s", Some(Duration::from_secs(40))),
+            ("5m", Some(Duration::from_secs(300))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("250ms", Some(Duration::from_millis(250))),
+            ("300", Some(Duration::from_secs(300))),
+            ("5 minutes", None),
+            ("s", None),
+            ("-1s", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_duration(input).ok(), want, "{input}");
+        }
+    }
+}
