@@ -132,6 +132,13 @@ impl Cache {
         self.assumed.contains(key)
     }
 
+    /// The uid of the pod the cache holds under `key`, if any.
+    pub fn pod_uid(&self, key: &ObjectKey) -> Option<Option<String>> {
+        let node = self.pod_node.get(key)?;
+        let info = self.node(node)?;
+        Some(info.pods.get(key)?.metadata.uid.clone())
+    }
+
     /// Whether the cache holds `key` on some node (bound or assumed).
     pub fn has_pod(&self, key: &ObjectKey) -> bool {
         self.pod_node.contains_key(key)

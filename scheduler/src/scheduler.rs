@@ -70,7 +70,18 @@ impl Scheduler {
                 self.queue.move_all_to_active();
             }
         } else if self.wants(&pod) {
-            if !self.cache().has_pod(key) {
+            let mut cache = self.cache();
+            // Deleted and re-created under the same name while we held the old one
+            // (the key queue merged the two events): the old one is gone.
+            if cache
+                .pod_uid(key)
+                .is_some_and(|uid| uid != pod.metadata.uid)
+            {
+                cache.remove_pod(key);
+            }
+            let held = cache.has_pod(key);
+            drop(cache);
+            if !held {
                 let priority = pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
                 self.queue.add(key.clone(), priority);
             }
