@@ -129,6 +129,12 @@ impl Output {
         self.send(StatusCode::OK, &body)
     }
 
+    /// True when a list can be encoded item by item as it is read (plain JSON objects):
+    /// see [`JsonListWriter`].
+    pub fn streams_lists(&self) -> bool {
+        self.shape == Shape::Object && !self.yaml
+    }
+
     pub fn list_value(&self, info: &ResourceInfo, items: Vec<Value>, list_meta: Value) -> Value {
         match self.shape {
             Shape::Object => json!({
@@ -202,6 +208,54 @@ impl Output {
     }
 }
 
+/// Encodes a plain JSON list one item at a time, so a large list costs its encoded size
+/// in memory rather than a `Value` tree of every object (about ten times as much).
+pub struct JsonListWriter {
+    items: Vec<u8>,
+    count: usize,
+}
+
+impl JsonListWriter {
+    pub fn new() -> Self {
+        JsonListWriter {
+            items: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn push(&mut self, item: &Value) -> Result<()> {
+        if self.count > 0 {
+            self.items.push(b',');
+        }
+        serde_json::to_writer(&mut self.items, item)
+            .map_err(|e| ApiError::internal(format!("cannot encode a list item: {e}")))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn finish(self, info: &ResourceInfo, list_meta: &Value) -> Response {
+        let head = json!({
+            "kind": info.list_kind(),
+            "apiVersion": info.api_version(),
+            "metadata": list_meta,
+        })
+        .to_string();
+        // `head` is `{...}`: reopen it to append the items array.
+        let mut body = Vec::with_capacity(head.len() + self.items.len() + 16);
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(b",\"items\":[");
+        body.extend_from_slice(&self.items);
+        body.extend_from_slice(b"]}");
+        json_bytes_response(StatusCode::OK, body)
+    }
+}
+
+impl Default for JsonListWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `PartialObjectMetadata`: just the metadata, as the metadata-only clients want it.
 fn partial(obj: &Value, version: &str) -> Value {
     json!({
@@ -212,7 +266,11 @@ fn partial(obj: &Value, version: &str) -> Value {
 }
 
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A JSON response from bytes that are already encoded.
+pub fn json_bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = (code, bytes).into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -4,6 +4,32 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tug_apiserver::testing::TestServer;
 
+/// Runs tug-controllers beside a test apiserver for as long as it lives.
+struct Controllers(tokio::task::JoinHandle<()>);
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A control plane as users have it: the apiserver plus tug-controllers, whose garbage
+/// collector and namespace controller finish foreground and namespace deletions that
+/// `tug delete` waits for.
+async fn control_plane(dir: &Path) -> (TestServer, Controllers) {
+    let server = tug_apiserver::testing::single(dir).await;
+    let config = tug_client::Config::from_kubeconfig_file(&server.kubeconfig).unwrap();
+    let client = tug_client::Client::new(config).unwrap();
+    let mut controllers = tug_controllers::Config::new(client);
+    controllers.leader_elect = false;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = tug_controllers::run(controllers).await {
+            eprintln!("tug-controllers stopped: {e:#}");
+        }
+    });
+    (server, Controllers(handle))
+}
+
 struct Output {
     code: i32,
     out: String,
@@ -36,7 +62,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[tokio::test]
 async fn the_seed_manifests_apply_get_and_delete_like_kubectl() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tug_apiserver::testing::single(dir.path()).await;
+    let (server, _controllers) = control_plane(dir.path()).await;
     let m = manifests().to_string_lossy().into_owned();
 
     let r = tug(&server, &["apply", "-f", &m]).await;
@@ -180,9 +206,10 @@ async fn the_seed_manifests_apply_get_and_delete_like_kubectl() {
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
     assert_eq!(v["metadata"]["name"], "my-service");
 
-    let r = tug(&server, &["get", "pods"]).await;
+    // (default has the Deployment's pods: the controllers are running.)
+    let r = tug(&server, &["get", "pods", "-n", "prod"]).await;
     assert_eq!(r.code, 0);
-    assert_eq!(r.err, "No resources found in default namespace.\n");
+    assert_eq!(r.err, "No resources found in prod namespace.\n");
 
     let r = tug(&server, &["get", "deploy", "nope", "-o", "yaml"]).await;
     assert_eq!((r.code, r.out.as_str()), (1, ""));
@@ -222,7 +249,7 @@ async fn the_seed_manifests_apply_get_and_delete_like_kubectl() {
 #[tokio::test]
 async fn bad_documents_are_reported_and_the_good_ones_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tug_apiserver::testing::single(dir.path()).await;
+    let (server, _controllers) = control_plane(dir.path()).await;
     let file = write(
         dir.path(),
         "mixed.yaml",
@@ -274,7 +301,7 @@ async fn bad_documents_are_reported_and_the_good_ones_applied() {
 #[tokio::test]
 async fn delete_by_name_reports_each_object() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tug_apiserver::testing::single(dir.path()).await;
+    let (server, _controllers) = control_plane(dir.path()).await;
     let file = write(
         dir.path(),
         "cms.yaml",
@@ -350,7 +377,7 @@ async fn delete_by_name_reports_each_object() {
 #[tokio::test]
 async fn get_watch_prints_new_rows_as_they_happen() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tug_apiserver::testing::single(dir.path()).await;
+    let (server, _controllers) = control_plane(dir.path()).await;
     let file = write(
         dir.path(),
         "cm.yaml",

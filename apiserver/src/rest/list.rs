@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::Req;
 use crate::error::{ApiError, Result};
+use crate::negotiate::JsonListWriter;
 use crate::object;
 use crate::selector::Selectors;
 use crate::state::AppState;
@@ -41,16 +42,39 @@ pub async fn list(state: &AppState, req: &Req) -> Result<Response> {
         None => None,
         Some(c) => Some(ContinueToken::decode(c, &prefix)?),
     };
-    let page = read_page(state, req, &prefix, &selectors, limit, token.as_ref()).await?;
-    let mut meta = json!({"resourceVersion": page.revision.to_string()});
-    if let Some(next) = &page.continue_token {
-        meta["continue"] = json!(next);
+    let list_meta = |page: &PageEnd| {
+        let mut meta = json!({"resourceVersion": page.revision.to_string()});
+        if let Some(next) = &page.continue_token {
+            meta["continue"] = json!(next);
+        }
+        meta
+    };
+    if req.out.streams_lists() {
+        let mut writer = JsonListWriter::new();
+        let end = scan_page(
+            state,
+            req,
+            &prefix,
+            &selectors,
+            limit,
+            token.as_ref(),
+            |obj| writer.push(&obj),
+        )
+        .await?;
+        return Ok(writer.finish(info, &list_meta(&end)));
     }
+    let page = read_page(state, req, &prefix, &selectors, limit, token.as_ref()).await?;
+    let meta = list_meta(&page.end);
     Ok(req.out.list(info, page.items, meta))
 }
 
 pub struct Page {
     pub items: Vec<Value>,
+    pub end: PageEnd,
+}
+
+/// Where a page ended: the revision it was read at and the token for the next page.
+pub struct PageEnd {
     pub revision: u64,
     pub continue_token: Option<String>,
 }
@@ -65,14 +89,33 @@ pub async fn read_page(
     token: Option<&ContinueToken>,
 ) -> Result<Page> {
     let mut items = Vec::new();
+    let end = scan_page(state, req, prefix, selectors, limit, token, |obj| {
+        items.push(obj);
+        Ok(())
+    })
+    .await?;
+    Ok(Page { items, end })
+}
+
+/// Reads one page of matching objects, handing each to `sink` in key order.
+pub async fn scan_page(
+    state: &AppState,
+    req: &Req,
+    prefix: &str,
+    selectors: &Selectors,
+    limit: Option<usize>,
+    token: Option<&ContinueToken>,
+    mut sink: impl FnMut(Value) -> Result<()>,
+) -> Result<PageEnd> {
+    let mut matched = 0usize;
     let mut start_after = token.map(|t| t.start.clone());
     let mut revision = token.map(|t| t.rv);
     let mut read = req.read_mode();
     loop {
         let chunk = match limit {
             None => None,
-            Some(l) if selectors.is_empty() => Some(l - items.len()),
-            Some(l) => Some((l - items.len()).max(SCAN_CHUNK)),
+            Some(l) if selectors.is_empty() => Some(l - matched),
+            Some(l) => Some((l - matched).max(SCAN_CHUNK)),
         };
         let res = state
             .store
@@ -87,8 +130,9 @@ pub async fn read_page(
             last_key = Some(kv.key.clone());
             let obj = object::decode(kv)?;
             if selectors.matches(&obj) {
-                items.push(obj);
-                if limit.is_some_and(|l| items.len() >= l) {
+                sink(obj)?;
+                matched += 1;
+                if limit.is_some_and(|l| matched >= l) {
                     stopped_early = true;
                     break;
                 }
@@ -97,7 +141,7 @@ pub async fn read_page(
         let rest_of_chunk_unread =
             stopped_early && last_key.as_deref() != res.kvs.last().map(|k| k.key.as_str());
         let revision = revision.unwrap_or(res.revision);
-        if limit.is_some_and(|l| items.len() >= l) {
+        if limit.is_some_and(|l| matched >= l) {
             let continue_token = if rest_of_chunk_unread || res.more {
                 last_key.map(|start| {
                     ContinueToken {
@@ -109,15 +153,13 @@ pub async fn read_page(
             } else {
                 None
             };
-            return Ok(Page {
-                items,
+            return Ok(PageEnd {
                 revision,
                 continue_token,
             });
         }
         if !res.more || last_key.is_none() {
-            return Ok(Page {
-                items,
+            return Ok(PageEnd {
                 revision,
                 continue_token: None,
             });
