@@ -6,10 +6,12 @@
 //! - `tugcp`: a tug control plane as separate replica processes on loopback (the calling
 //!   binary re-executed with a hidden `replica` subcommand).
 //! - `ports`: loopback port picking.
+//! - `sched_bench`: the scheduler throughput benchmark (simulated nodes, real scheduler).
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
 pub mod etcd;
 pub mod load;
 pub mod ports;
+pub mod sched_bench;
 pub mod tugcp;

@@ -18,7 +18,7 @@ use tug_proto::core::v1::{ConfigMap, Namespace, Pod};
 use tug_proto::meta::v1::{List, ObjectMeta};
 
 #[derive(Parser, Debug)]
-#[command(about = "tug benchmarks: store throughput against etcd, apiserver memory")]
+#[command(about = "tug benchmarks: store throughput against etcd, apiserver memory, scheduling")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -30,6 +30,8 @@ enum Cmd {
     Store(StoreArgs),
     /// RSS of one tug replica before and after creating and listing many Pods.
     Memory(MemoryArgs),
+    /// Scheduling throughput: simulated Nodes, Pods with requests, the real scheduler.
+    Scheduler(SchedulerArgs),
     /// One control-plane replica (started by the two benchmarks themselves).
     #[command(name = tugcp::REPLICA_SUBCOMMAND, hide = true)]
     Replica(ReplicaArgs),
@@ -76,6 +78,16 @@ struct MemoryArgs {
     settle_secs: u64,
 }
 
+#[derive(Args, Debug)]
+struct SchedulerArgs {
+    /// Simulated nodes (Node objects only, like kwok).
+    #[arg(long, default_value_t = 5000)]
+    nodes: usize,
+    /// Pods to create and schedule.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -93,6 +105,9 @@ async fn main() -> Result<()> {
         }
         Cmd::Store(args) => until_interrupted(store(args)).await,
         Cmd::Memory(args) => until_interrupted(memory(args)).await,
+        Cmd::Scheduler(args) => {
+            until_interrupted(tug_e2e::sched_bench::run(args.nodes, args.pods)).await
+        }
     }
 }
 
