@@ -19,8 +19,8 @@ if [ -s "$state/pids" ]; then
   exit 1
 fi
 
-echo "==> building tug-apiserver and tug"
-cargo build -q -p tug-apiserver -p tug-ctl
+echo "==> building tug-apiserver, tug-scheduler, tug-controllers and tug"
+cargo build -q -p tug-apiserver -p tug-scheduler -p tug-controllers -p tug-ctl
 bin="$PWD/target/debug"
 
 mkdir -p "$state"
@@ -51,6 +51,12 @@ for _ in $(seq 1 100); do
 done
 tug get namespaces >/dev/null || { echo "the API did not come up; see $state/replica-*.log" >&2; exit 1; }
 
+for component in scheduler controllers; do
+  echo "==> starting tug-$component"
+  "$bin/tug-$component" --kubeconfig "$kubeconfig" >"$state/$component.log" 2>&1 &
+  echo $! >>"$state/pids"
+done
+
 echo "==> applying manifests/"
 tug apply -f manifests/
 echo
@@ -59,12 +65,19 @@ echo
 tug get services -A
 echo
 tug get jobs
+echo
+sleep 2
+tug get replicasets
+echo
+tug get pods
 cat <<EOT
 
-tug's control plane is running ($replicas replica(s); logs in $state/replica-*.log).
+tug's control plane is running: $replicas apiserver replica(s), the scheduler and the
+controllers (logs in $state/*.log).
 Use it with:
   export KUBECONFIG=$kubeconfig
   $bin/tug get deployments        # or: kubectl get deployments
 Stop it with ./scripts/down.sh.
-(Nothing runs the Pods yet: the node agent, scheduler and controllers are the next issues.)
+The Deployment's and the Job's Pods stay Pending: there are no nodes yet (the node
+agent, which runs containers, is the next issue). \`tug get events\` shows why.
 EOT

@@ -39,6 +39,10 @@ impl fmt::Display for FitError {
     /// memory.` — each reason with its count, sorted as strings like kube-scheduler.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "0/{} nodes are available:", self.num_all_nodes)?;
+        if self.num_all_nodes == 0 {
+            // kube-scheduler's wording for an empty cluster.
+            return f.write_str(" no nodes available to schedule pods.");
+        }
         if let Some(msg) = &self.pre_filter_message {
             return write!(f, " {msg}.");
         }
@@ -283,6 +287,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "0/5 nodes are available: 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 3 Insufficient memory."
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_nodes_says_so_in_the_fit_error() {
+        let err =
+            schedule(&profile(), &pod("p"), &[], &mut 0, &mut rand::thread_rng()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/0 nodes are available: no nodes available to schedule pods."
         );
     }
 
