@@ -27,6 +27,8 @@ const RETRY_EVERY: Duration = Duration::from_millis(50);
 const TRANSFER_WAIT: Duration = Duration::from_secs(1);
 /// Commands queued for the raft thread before callers are turned away.
 const COMMAND_QUEUE: usize = 65_536;
+/// sled page cache size (see `Store::open`).
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A snapshot of this replica's raft and apply progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +146,9 @@ impl Store {
             })?;
             let db = sled::Config::new()
                 .path(&data_dir)
+                // sled's default page cache is 1 GiB; a control plane's working set is far
+                // smaller, and RSS is what a laptop user sees.
+                .cache_capacity(SLED_CACHE_BYTES)
                 .flush_every_ms(None)
                 .open()
                 .map_err(|e| {
