@@ -1,56 +1,19 @@
 //! The endpoints controller against an in-process apiserver; the test plays the
 //! kubelet by writing pod IPs and readiness.
 
-use std::future::Future;
-use std::time::Duration;
-use tug_client::{Api, Client, Config, DeleteParams, PatchKind};
-use tug_controllers::{endpoints, Context, Options};
+mod harness;
+
+use harness::{eventually, Cluster};
+use tug_client::{Api, DeleteParams, PatchKind};
+use tug_controllers::{endpoints, Options};
 use tug_proto::core::v1::{
     Container, ContainerPort, EndpointAddress, EndpointSubset, Endpoints, Pod, PodSpec, Service,
     ServicePort, ServiceSpec,
 };
 use tug_proto::{IntOrString, ObjectMeta, Time};
 
-struct Env {
-    client: Client,
-    ctx: Context,
-    _server: tug_apiserver::testing::TestServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = tug_apiserver::testing::single(dir.path()).await;
-    let client = Client::new(Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig"))
-        .expect("client");
-    let ctx = Context::new(client.clone(), Options::default());
-    tokio::spawn(endpoints::run(ctx.clone()));
-    Env {
-        client,
-        ctx,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
+async fn start() -> Cluster {
+    Cluster::start_with(Options::default(), endpoints::run).await
 }
 
 fn service(name: &str, selector: Option<&str>) -> Service {

@@ -1,60 +1,24 @@
 //! The garbage collector against an in-process apiserver, on a Deployment ->
 //! ReplicaSet -> Pod chain built by hand (no ReplicaSet/Deployment controllers run).
 
+mod harness;
+
+use harness::{eventually, Cluster};
 use serde_json::json;
-use std::future::Future;
 use std::time::Duration;
-use tug_client::{Api, Client, Config, DeleteParams, Deleted};
-use tug_controllers::{garbagecollector, Context, Options};
+use tug_client::{Api, Client, DeleteParams, Deleted};
+use tug_controllers::{garbagecollector, Options};
 use tug_proto::apps::v1::{Deployment, ReplicaSet};
 use tug_proto::core::v1::{ConfigMap, Pod};
 use tug_proto::meta::v1::OwnerReference;
 use tug_proto::Resource;
 
-struct Env {
-    client: Client,
-    ctx: Context,
-    _server: tug_apiserver::testing::TestServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn start() -> Env {
+async fn start() -> Cluster {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = tug_apiserver::testing::single(dir.path()).await;
-    let client = Client::new(Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig"))
-        .expect("client");
-    let ctx = Context::new(client.clone(), Options::default());
-    tokio::spawn(garbagecollector::run(ctx.clone()));
-    Env {
-        client,
-        ctx,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    Cluster::start_with(Options::default(), garbagecollector::run).await
 }
 
 fn owner_ref<K: Resource>(obj: &K, block: bool) -> serde_json::Value {

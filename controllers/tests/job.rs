@@ -1,58 +1,22 @@
 //! The Job controller against an in-process apiserver; the test plays the kubelet by
 //! writing pod phases.
 
-use std::future::Future;
+mod harness;
+
+use harness::{eventually, Cluster};
 use std::time::Duration;
-use tug_client::{Api, Client, Config, ListParams, PatchKind};
-use tug_controllers::{job, Context, Options};
+use tug_client::{Api, Client, ListParams, PatchKind};
+use tug_controllers::{job, Options};
 use tug_proto::batch::v1::{Job, JobSpec};
 use tug_proto::core::v1::{Container, Event, Pod, PodSpec, PodTemplateSpec};
 use tug_proto::ObjectMeta;
 
-struct Env {
-    client: Client,
-    ctx: Context,
-    _server: tug_apiserver::testing::TestServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = tug_apiserver::testing::single(dir.path()).await;
-    let client = Client::new(Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig"))
-        .expect("client");
-    let ctx = Context::new(client.clone(), Options::default());
+async fn start() -> Cluster {
     let config = job::Config {
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_millis(400),
     };
-    tokio::spawn(job::run_with(ctx.clone(), config));
-    Env {
-        client,
-        ctx,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    Cluster::start_with(Options::default(), |ctx| job::run_with(ctx, config)).await
 }
 
 fn job(name: &str, backoff_limit: Option<i32>) -> Job {

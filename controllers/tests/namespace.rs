@@ -1,54 +1,17 @@
 //! The namespace controller against an in-process apiserver: deleting a namespace
 //! removes everything in it, then the namespace.
 
+mod harness;
+
+use harness::{eventually, Cluster};
 use serde_json::json;
-use std::future::Future;
-use std::time::Duration;
-use tug_client::{Api, ApiResource, Client, Config, DeleteParams, DynamicApi, ListParams};
-use tug_controllers::{namespace, Context, Options};
+use tug_client::{Api, ApiResource, Client, DeleteParams, DynamicApi, ListParams};
+use tug_controllers::{namespace, Options};
 use tug_proto::core::v1::Namespace;
 use tug_proto::ObjectMeta;
 
-struct Env {
-    client: Client,
-    ctx: Context,
-    _server: tug_apiserver::testing::TestServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = tug_apiserver::testing::single(dir.path()).await;
-    let client = Client::new(Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig"))
-        .expect("client");
-    let ctx = Context::new(client.clone(), Options::default());
-    tokio::spawn(namespace::run(ctx.clone()));
-    Env {
-        client,
-        ctx,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
+async fn start() -> Cluster {
+    Cluster::start_with(Options::default(), namespace::run).await
 }
 
 fn api(client: &Client, group: &str, kind: &str, plural: &str) -> DynamicApi {

@@ -1,59 +1,23 @@
 //! The node lifecycle controller against an in-process apiserver; the test plays the
 //! node agent by renewing the node's Lease (and then stopping).
 
-use std::future::Future;
+mod harness;
+
+use harness::{eventually, Cluster};
 use std::time::Duration;
-use tug_client::{Api, Client, Config, ListParams, PatchKind};
-use tug_controllers::{nodelifecycle, Context, Options};
+use tug_client::{Api, Client, ListParams, PatchKind};
+use tug_controllers::{nodelifecycle, Options};
 use tug_proto::coordination::v1::{Lease, LeaseSpec};
 use tug_proto::core::v1::{Container, Event, Node, Pod, PodSpec, Taint, Toleration};
 use tug_proto::{MicroTime, ObjectMeta, Time};
 
-struct Env {
-    client: Client,
-    ctx: Context,
-    _server: tug_apiserver::testing::TestServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
-    }
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = tug_apiserver::testing::single(dir.path()).await;
-    let client = Client::new(Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig"))
-        .expect("client");
+async fn start() -> Cluster {
     let options = Options {
         node_monitor_grace_period: Duration::from_secs(2),
         node_monitor_period: Duration::from_millis(500),
         ..Options::default()
     };
-    let ctx = Context::new(client.clone(), options);
-    tokio::spawn(nodelifecycle::run(ctx.clone()));
-    Env {
-        client,
-        ctx,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    Cluster::start_with(options, nodelifecycle::run).await
 }
 
 /// Plays the agent's heartbeat: renews the node's Lease every 200 ms until aborted.

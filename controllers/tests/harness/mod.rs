@@ -28,16 +28,29 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
+    /// Runs the named controllers under `run_controllers`, as the manager does.
     pub async fn start(controllers: &[&'static str]) -> Cluster {
+        let controllers = controllers.to_vec();
+        Cluster::start_with(Options::default(), |ctx| {
+            tug_controllers::run_controllers(ctx, controllers)
+        })
+        .await
+    }
+
+    /// Spawns `run` (one controller's loop, e.g. `endpoints::run`) with a context
+    /// built from `options`, for tests that need non-default knobs.
+    pub async fn start_with<F, Fut>(options: Options, run: F) -> Cluster
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
         let dir = tempfile::tempdir().expect("tempdir");
         let server = tug_apiserver::testing::single(dir.path()).await;
         let config = Config::from_kubeconfig_file(&server.kubeconfig).expect("kubeconfig");
         let client = Client::new(config).expect("client");
-        let ctx = Context::new(client.clone(), Options::default());
-        tokio::spawn(tug_controllers::run_controllers(
-            ctx.clone(),
-            controllers.to_vec(),
-        ));
+        let ctx = Context::new(client.clone(), options);
+        tokio::spawn(run(ctx.clone()));
         Cluster {
             client,
             ctx,
