@@ -3,9 +3,11 @@
 
 use crate::informers::Informers;
 use crate::recorder::Recorder;
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tug_client::Client;
+use tug_client::{controller, Action, Client, ObjectKey, WorkQueue};
 
 /// Tunables shared by all controllers (kube-controller-manager's flags of the same names).
 #[derive(Clone, Debug)]
@@ -74,6 +76,32 @@ impl Context {
             client,
             options,
             shutdown,
+        }
+    }
+
+    /// Waits for `caches_ready`, then runs `reconcile` on `workers` workers for the keys
+    /// of `queue` until `shutdown` is cancelled, which shuts the queue down. Returns at
+    /// once if `shutdown` comes first: reconciling against a cold cache would act on a
+    /// partial view (create pods that exist, miss owners that do).
+    pub(crate) async fn run_workers<F, Fut, E>(
+        &self,
+        queue: WorkQueue<ObjectKey>,
+        caches_ready: impl Future<Output = ()>,
+        workers: usize,
+        reconcile: F,
+    ) where
+        F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        tokio::select! {
+            _ = caches_ready => {}
+            _ = self.shutdown.cancelled() => return,
+        }
+        let runner = controller::run_keys(queue.clone(), reconcile, workers);
+        tokio::select! {
+            _ = runner => {}
+            _ = self.shutdown.cancelled() => queue.shutdown(),
         }
     }
 }

@@ -9,9 +9,7 @@ use crate::recorder::{EventType, Recorder};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use tug_client::{
-    controller, Action, Api, Client, DeleteParams, ObjectKey, PatchKind, Store, WorkQueue,
-};
+use tug_client::{Action, Api, Client, DeleteParams, ObjectKey, PatchKind, Store, WorkQueue};
 use tug_proto::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use tug_proto::core::v1::Pod;
 use tug_proto::labels::Selector;
@@ -72,27 +70,17 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         pods: pods.store(),
         expectations: Expectations::default(),
     });
-    tokio::select! {
-        _ = controller.replicasets.wait_until_ready() => {}
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-    }
-    tokio::select! {
-        _ = controller.pods.wait_until_ready() => {}
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-    }
+    let c = controller.clone();
+    let caches_ready = async move {
+        c.replicasets.wait_until_ready().await;
+        c.pods.wait_until_ready().await;
+    };
     let workers = ctx.options.concurrent_replicaset_syncs;
-    let runner = controller::run_keys(
-        queue.clone(),
-        move |key| {
-            let c = controller.clone();
-            async move { c.reconcile(&key).await }
-        },
-        workers,
-    );
-    tokio::select! {
-        _ = runner => {}
-        _ = ctx.shutdown.cancelled() => queue.shutdown(),
-    }
+    ctx.run_workers(queue, caches_ready, workers, move |key| {
+        let c = controller.clone();
+        async move { c.reconcile(&key).await }
+    })
+    .await;
     Ok(())
 }
 

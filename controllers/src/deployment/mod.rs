@@ -22,7 +22,7 @@ use hash::{equal_ignoring_hash, pod_template_hash, POD_TEMPLATE_HASH_LABEL};
 use revision::{max_revision, revision, set_replicas_annotations, REVISION_ANNOTATION};
 use rolling::{desired, fenceposts, is_recreate, replicas};
 use std::sync::Arc;
-use tug_client::{controller, Action, Api, Client, ObjectKey, PatchKind, Store, WorkQueue};
+use tug_client::{Action, Api, Client, ObjectKey, PatchKind, Store, WorkQueue};
 use tug_proto::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use tug_proto::core::v1::Pod;
 use tug_proto::labels::Selector;
@@ -94,27 +94,18 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         replicasets: rs_store,
         pods: pods.store(),
     });
-    tokio::select! {
-        _ = async {
-            controller.deployments.wait_until_ready().await;
-            controller.replicasets.wait_until_ready().await;
-            controller.pods.wait_until_ready().await;
-        } => {}
-        _ = ctx.shutdown.cancelled() => return Ok(()),
-    }
+    let c = controller.clone();
+    let caches_ready = async move {
+        c.deployments.wait_until_ready().await;
+        c.replicasets.wait_until_ready().await;
+        c.pods.wait_until_ready().await;
+    };
     let workers = ctx.options.concurrent_deployment_syncs;
-    let runner = controller::run_keys(
-        queue.clone(),
-        move |key| {
-            let c = controller.clone();
-            async move { c.reconcile(&key).await }
-        },
-        workers,
-    );
-    tokio::select! {
-        _ = runner => {}
-        _ = ctx.shutdown.cancelled() => queue.shutdown(),
-    }
+    ctx.run_workers(queue, caches_ready, workers, move |key| {
+        let c = controller.clone();
+        async move { c.reconcile(&key).await }
+    })
+    .await;
     Ok(())
 }
 
