@@ -61,6 +61,10 @@ async fn write_scale(
                 "the name of the object ({scale_name}) does not match the name on the URL ({name})"
             )));
         }
+        // A Scale whose resourceVersion is not the current one is stale (409). A patch
+        // without one carries the current object's (it was applied to it), so a race
+        // with another writer just re-reads and re-applies, as Kubernetes does; a PUT
+        // or patch that named a version fails the check on the next round instead.
         let pinned = match object::resource_version(&scale) {
             "" => None,
             rv => Some(object::parse_resource_version(rv)?),
@@ -73,7 +77,6 @@ async fn write_scale(
         new["spec"]["replicas"] = json!(replicas);
         match write_update(state, req, Part::Main, new, &current, kv.mod_revision).await? {
             Outcome::Done(obj) => return Ok(req.out.send(StatusCode::OK, &to_scale(&obj))),
-            Outcome::Conflict if pinned.is_some() => return Err(ApiError::conflict(info, &name)),
             Outcome::Conflict => continue,
         }
     }

@@ -159,3 +159,35 @@ async fn log_and_exec_answer_until_the_node_agent_exists() {
     assert_eq!(code, 404);
     env.done().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scale_patches_without_a_resource_version_all_succeed() {
+    let env = env().await;
+    let c = env.server.client();
+    let (code, body) = c
+        .post(
+            "/apis/apps/v1/namespaces/default/deployments",
+            &deployment("web", 2),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let path = "/apis/apps/v1/namespaces/default/deployments/web/scale";
+    let patches = (1..=8).map(|n| {
+        let c = env.server.client();
+        async move {
+            c.patch(
+                path,
+                "application/merge-patch+json",
+                &json!({"spec": {"replicas": n}}),
+            )
+            .await
+        }
+    });
+    for (code, body) in futures::future::join_all(patches).await {
+        assert_eq!(
+            code, 200,
+            "a racing scale patch is retried, not a 409: {body}"
+        );
+    }
+    env.done().await;
+}
