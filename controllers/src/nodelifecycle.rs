@@ -317,10 +317,15 @@ impl Reconciler {
             self.mark_pods_not_ready(&name).await?;
         }
 
+        // As Kubernetes: NoExecute evicts (after each pod's toleration), and the NoSchedule
+        // twin (TaintNodesByCondition) keeps replacements from landing on the same node,
+        // since pods' default tolerations cover only NoExecute.
         let mut want: Vec<(&str, &str)> = Vec::new();
         if stale {
+            want.push((TAINT_UNREACHABLE, NO_SCHEDULE));
             want.push((TAINT_UNREACHABLE, NO_EXECUTE));
         } else if ready_status(&node) == Some("False") {
+            want.push((TAINT_NOT_READY, NO_SCHEDULE));
             want.push((TAINT_NOT_READY, NO_EXECUTE));
         }
         let spec = node.spec.clone().unwrap_or_default();
