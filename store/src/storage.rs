@@ -30,6 +30,10 @@ pub(crate) struct SledStorage {
     snap_index: u64,
     snap_term: u64,
     last_index: u64,
+    /// sled's data file. sled 0.34's `flush` writes with `sync_file_range`, which flushes
+    /// neither the drive's cache nor the file's metadata; raft must not acknowledge
+    /// entries before they are durable, so every flush ends with an fdatasync of it.
+    data_file: std::fs::File,
 }
 
 fn pb_err(e: protobuf::ProtobufError) -> Error {
@@ -42,7 +46,19 @@ fn raft_storage_err(e: Error) -> raft::Error {
 
 impl SledStorage {
     /// Loads raft state, or bootstraps a fresh replica with every id in `voters` as a voter.
-    pub(crate) fn open(db: sled::Db, sm: Arc<StateMachine>, voters: Vec<u64>) -> Result<Self> {
+    pub(crate) fn open(
+        db: sled::Db,
+        data_dir: &std::path::Path,
+        sm: Arc<StateMachine>,
+        voters: Vec<u64>,
+    ) -> Result<Self> {
+        let data_path = data_dir.join("db");
+        let data_file = std::fs::File::open(&data_path).map_err(|e| {
+            Error::Storage(format!(
+                "opening {} for fdatasync: {e}",
+                data_path.display()
+            ))
+        })?;
         let log = db.open_tree("raft_log").map_err(storage_err)?;
         let raft = db.open_tree("raft_state").map_err(storage_err)?;
         let mut s = SledStorage {
@@ -55,6 +71,7 @@ impl SledStorage {
             snap_index: 0,
             snap_term: 0,
             last_index: 0,
+            data_file,
         };
         match s.raft.get(CONF_STATE).map_err(storage_err)? {
             Some(cs) => {
@@ -144,9 +161,13 @@ impl SledStorage {
         self.set_hard_state(hs)
     }
 
-    /// One fsync for everything written since the last one (log, hard state, state machine).
+    /// Makes everything written since the last flush (log, hard state, state machine)
+    /// durable: sled writes it out, then one fdatasync (see `data_file`).
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map_err(storage_err)?;
+        self.data_file
+            .sync_data()
+            .map_err(|e| Error::Storage(format!("fdatasync of sled's data file: {e}")))?;
         Ok(())
     }
 
@@ -312,7 +333,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> SledStorage {
         let db = sled::open(dir).unwrap();
         let sm = Arc::new(StateMachine::open(&db, 100).unwrap());
-        SledStorage::open(db, sm, vec![1, 2, 3]).unwrap()
+        SledStorage::open(db, dir, sm, vec![1, 2, 3]).unwrap()
     }
 
     fn terms(s: &SledStorage, low: u64, high: u64) -> Vec<u64> {

@@ -149,13 +149,16 @@ impl Store {
                 // sled's default page cache is 1 GiB; a control plane's working set is far
                 // smaller, and RSS is what a laptop user sees.
                 .cache_capacity(SLED_CACHE_BYTES)
+                // The default (LowSpace) rewrites segments eagerly to save disk; a raft
+                // log is append-heavy and compacted by us, so favour write throughput.
+                .mode(sled::Mode::HighThroughput)
                 .flush_every_ms(None)
                 .open()
                 .map_err(|e| {
                     Error::Storage(format!("opening sled at {}: {e}", data_dir.display()))
                 })?;
             let sm = Arc::new(StateMachine::open(&db, history_limit)?);
-            let storage = SledStorage::open(db.clone(), sm.clone(), voters)?;
+            let storage = SledStorage::open(db.clone(), &data_dir, sm.clone(), voters)?;
             Ok::<_, Error>((db, sm, storage))
         })
         .await
