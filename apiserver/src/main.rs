@@ -8,6 +8,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 
+/// The store clones sled tree nodes and the API path builds many short-lived JSON
+/// values: glibc malloc spent ~20% of a replica's CPU under write load; mimalloc is
+/// measurably faster for that pattern.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     version,

@@ -17,6 +17,10 @@ use tug_e2e::tugcp::{self, ControlPlane, ReplicaArgs};
 use tug_proto::core::v1::{ConfigMap, Namespace, Pod};
 use tug_proto::meta::v1::{List, ObjectMeta};
 
+/// Same allocator as `tug-apiserver`: the benchmark's replicas run in this binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "tug benchmarks: store throughput against etcd, apiserver memory, scheduling")]
 struct Cli {
