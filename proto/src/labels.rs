@@ -5,9 +5,23 @@ use crate::validation;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use crate::validation::{
-    label_value as validate_label_value, qualified_name as validate_label_key,
-};
+/// A label key's problems (`[prefix/]name`), joined; `Ok` when it is valid.
+pub fn validate_label_key(key: &str) -> Result<(), String> {
+    joined(validation::qualified_name(key))
+}
+
+/// A label value's problems, joined; `Ok` when it is valid.
+pub fn validate_label_value(value: &str) -> Result<(), String> {
+    joined(validation::label_value(value))
+}
+
+fn joined(problems: Vec<String>) -> Result<(), String> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
 
 /// Why a selector was rejected; messages name the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +62,7 @@ impl Requirement {
             key: key.to_string(),
             message,
         };
-        validation::qualified_name(key).map_err(|m| err(format!("key: {m}")))?;
+        validate_label_key(key).map_err(|m| err(format!("key: {m}")))?;
         match operator {
             Operator::In | Operator::NotIn if values.is_empty() => {
                 return Err(err(
@@ -81,7 +95,7 @@ impl Requirement {
             _ => {}
         }
         for v in &values {
-            validation::label_value(v).map_err(|m| err(format!("value {v:?}: {m}")))?;
+            validate_label_value(v).map_err(|m| err(format!("value {v:?}: {m}")))?;
         }
         let mut values = values;
         values.sort();

@@ -3,9 +3,9 @@
 
 use super::access::{child, default, map_at, str_at};
 use super::field::Errors;
-use super::names;
 use base64::Engine;
 use serde_json::{json, Value};
+use tug_proto::validation as names;
 
 /// ConfigMaps and Secrets are capped at 1 MiB of data, like in Kubernetes (etcd's
 /// request size limit is the reason).

@@ -3,8 +3,8 @@
 
 use super::access::{list_at, map_at, str_at};
 use super::field::Errors;
-use super::names;
 use serde_json::{json, Value};
+use tug_proto::validation as names;
 
 /// Kubernetes caps all annotations of one object together at 256 KiB.
 const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;

@@ -5,7 +5,7 @@
 //! Kubernetes' field paths and messages, then re-encoded through the typed struct so the
 //! stored JSON is normalized.
 //!
-//! Layout: `decode` (typed round trip), `field` (field errors), `names` (name syntax),
+//! Layout: `decode` (typed round trip), `field` (field errors), name syntax from `tug_proto::validation`,
 //! `access` (JSON field access), `meta` (ObjectMeta and label selectors), and one file
 //! per kind family: `pod`, `service` (and Endpoints), `workloads` (Deployment,
 //! ReplicaSet, Job, Scale), `config` (ConfigMap, Secret), `namespace`, `node`, `lease`.
@@ -16,7 +16,6 @@ mod decode;
 mod field;
 mod lease;
 mod meta;
-mod names;
 mod namespace;
 mod node;
 mod pod;

@@ -2,10 +2,10 @@
 
 use super::access::{list_at, str_at};
 use super::field::Errors;
-use super::names;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::IpAddr;
+use tug_proto::validation as names;
 
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 const CIDR_MSG: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";

@@ -3,9 +3,10 @@
 
 use super::access::{child, default, each_mut, list_at, str_at};
 use super::field::Errors;
-use super::{meta, names};
+use super::meta;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
+use tug_proto::validation as names;
 use tug_proto::Quantity;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];

@@ -3,10 +3,11 @@
 
 use super::access::{child, default, each_mut, list_at, str_at};
 use super::field::Errors;
-use super::{meta, names, pod};
+use super::{meta, pod};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::IpAddr;
+use tug_proto::validation as names;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
