@@ -1,0 +1,1 @@
+//! tug-image: placeholder until its owner lands it.

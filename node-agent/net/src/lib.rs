@@ -1,0 +1,1 @@
+//! tug-net: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+//! tug-runtime: placeholder until its owner lands it.

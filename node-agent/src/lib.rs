@@ -1,0 +1,1 @@
+//! tug-agent: the node agent (kubelet).
