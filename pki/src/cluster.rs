@@ -16,6 +16,11 @@ pub const APISERVER_COMMON_NAME: &str = "tug-apiserver";
 pub const ADMIN_USER: &str = "tug-admin";
 /// The admin's group: Kubernetes' superuser group, bound to cluster-admin.
 pub const ADMIN_GROUP: &str = "system:masters";
+/// The user of the apiserver's client certificate towards node agents (kubeadm's CN).
+/// It is in [`ADMIN_GROUP`]: agents let only that group read logs and exec.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+/// Base name of the apiserver -> node agent client certificate files.
+pub const KUBELET_CLIENT_BASE: &str = "kubelet-client";
 /// Names by which pods reach the API server through its Service, as in Kubernetes.
 pub const IN_CLUSTER_DNS_NAMES: [&str; 4] = [
     "kubernetes",
@@ -84,6 +89,13 @@ impl PkiPaths {
     pub fn admin_key(&self) -> PathBuf {
         self.dir.join("admin.key")
     }
+    /// The apiserver's client certificate towards node agents (logs, exec).
+    pub fn kubelet_client_cert(&self) -> PathBuf {
+        self.dir.join(format!("{KUBELET_CLIENT_BASE}.crt"))
+    }
+    pub fn kubelet_client_key(&self) -> PathBuf {
+        self.dir.join(format!("{KUBELET_CLIENT_BASE}.key"))
+    }
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.dir.join("admin.kubeconfig")
     }
@@ -102,6 +114,9 @@ pub struct ClusterPki {
     /// Peer certificate of each replica, in the order given.
     pub peers: Vec<(String, CertKey)>,
     pub admin: CertKey,
+    /// The apiserver's client certificate towards node agents
+    /// (`CN=kube-apiserver-kubelet-client, O=system:masters`).
+    pub kubelet_client: CertKey,
     /// The admin's bearer token (also in `tokens.csv`).
     pub admin_token: String,
     pub kubeconfig: Kubeconfig,
@@ -149,6 +164,7 @@ pub fn init_cluster_pki(
         .collect::<Result<Vec<_>>>()?;
 
     let admin = ca.issue_client(ADMIN_USER, &[ADMIN_GROUP.to_string()])?;
+    let kubelet_client = ca.issue_client(KUBELET_CLIENT_USER, &[ADMIN_GROUP.to_string()])?;
     let admin_token = generate_token()?;
     let kubeconfig = admin_kubeconfig(cluster_name, server_url, ca.cert_pem(), &admin);
 
@@ -159,6 +175,7 @@ pub fn init_cluster_pki(
         cert.save(dir, &PkiPaths::peer_base(name))?;
     }
     admin.save(dir, "admin")?;
+    kubelet_client.save(dir, KUBELET_CLIENT_BASE)?;
     write_kubeconfig(&paths.admin_kubeconfig(), &kubeconfig)?;
     let tokens = TokenEntry {
         token: admin_token.clone(),
@@ -175,6 +192,7 @@ pub fn init_cluster_pki(
         apiserver,
         peers,
         admin,
+        kubelet_client,
         admin_token,
         kubeconfig,
     })
@@ -247,6 +265,8 @@ mod tests {
             ("apiserver.key", 0o600),
             ("ca.crt", 0o644),
             ("ca.key", 0o600),
+            ("kubelet-client.crt", 0o644),
+            ("kubelet-client.key", 0o600),
             ("peer-node-1.crt", 0o644),
             ("peer-node-1.key", 0o600),
             ("peer-node-2.crt", 0o644),
@@ -266,6 +286,14 @@ mod tests {
         let admin = identity_from_cert(&admin_der[0]).unwrap();
         assert_eq!(admin.user, ADMIN_USER);
         assert_eq!(admin.groups, [ADMIN_GROUP]);
+        assert_eq!(
+            CertKey::load(&dir, KUBELET_CLIENT_BASE).unwrap(),
+            pki.kubelet_client
+        );
+        let kc_der = crate::tls::parse_certs(&pki.kubelet_client.cert_pem, "kc").unwrap();
+        let kc = identity_from_cert(&kc_der[0]).unwrap();
+        assert_eq!(kc.user, KUBELET_CLIENT_USER);
+        assert_eq!(kc.groups, [ADMIN_GROUP]);
         let tokens = TokenFile::load(&pki.paths.tokens()).unwrap();
         assert_eq!(tokens.lookup(&pki.admin_token), Some(admin));
         assert_eq!(

@@ -20,6 +20,7 @@
 //! | `apiserver.crt`, `.key`       | 0644 / 0600 | API serving cert (serverAuth), all replicas |
 //! | `peer-<name>.crt`, `.key`     | 0644 / 0600 | raft peer cert per replica (server+client) |
 //! | `admin.crt`, `admin.key`      | 0644 / 0600 | `CN=tug-admin, O=system:masters` (clientAuth) |
+//! | `kubelet-client.crt`, `.key` | 0644 / 0600 | apiserver -> node agent client cert (logs, exec), `CN=kube-apiserver-kubelet-client, O=system:masters` |
 //! | `admin.kubeconfig`            | 0600 | kubectl config with the admin cert embedded       |
 //! | `tokens.csv`                  | 0600 | `token,user,uid,"groups"`: one admin token        |
 //!
