@@ -1,0 +1,3 @@
+//! `tug-image`: build the demo images, import tarballs into a store, list a store.
+
+fn main() {}
