@@ -1,0 +1,388 @@
+//! Real pods on this host through a real agent: the "how to know it works".
+//! Each test has its own apiserver, agent, bridge, pod CIDR and cgroup root.
+
+mod harness;
+
+use harness::{container_status, http_get, is_ready, is_running, TestNode};
+use serde_json::json;
+use std::time::Duration;
+
+fn pod_ip(p: &tug_proto::core::v1::Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("podIP")
+}
+
+async fn exec(node: &TestNode, pod: &str, container: &str, cmd: &[&str]) -> (i32, String) {
+    let agent = node.agent.as_ref().expect("agent");
+    let p = agent.ctx.index.get("default", pod).expect("indexed pod");
+    let id = p.running.get(container).expect("running container").clone();
+    let mut proc = agent
+        .ctx
+        .runtime
+        .exec(
+            &id,
+            tug_runtime::ExecConfig {
+                args: cmd.iter().map(|s| s.to_string()).collect(),
+                env: vec![],
+                tty: false,
+                stdin: false,
+            },
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    if let Some(mut stdout) = proc.stdout.take() {
+        use tokio::io::AsyncReadExt;
+        stdout.read_to_string(&mut out).await.expect("read stdout");
+    }
+    let code = proc.wait().await.expect("wait");
+    (code, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_pod_answers_on_its_pod_ip_and_its_log_holds_the_request() {
+    let node = TestNode::start().await;
+    node.create_pod("hello", json!({"containers": [{"name": "hello", "image": "hello", "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}]}]})).await;
+    let p = node
+        .wait_pod("hello", "Running and Ready", |p| {
+            is_running(p) && is_ready(p)
+        })
+        .await;
+    let ip = pod_ip(&p);
+    assert!(
+        ip.starts_with(&node.pod_cidr[..node.pod_cidr.len() - 5]),
+        "{ip} in {}",
+        node.pod_cidr
+    );
+    let mut body = String::new();
+    for _ in 0..50 {
+        match http_get(&format!("{ip}:8080")).await {
+            Ok(b) => {
+                body = b;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(body.contains("Hello Kubernetes Beginners!"), "{body}");
+    let cs = container_status(&p, "hello").unwrap();
+    assert!(cs.ready);
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs
+        .container_id
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("tug://"));
+    assert!(cs.image_id.contains("sha256:"), "{}", cs.image_id);
+    let status = p.status.as_ref().unwrap();
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert!(status.start_time.is_some());
+    let (_, hostname) = exec(&node, "hello", "hello", &["/bin/hostname"])
+        .await
+        .clone();
+    let _ = hostname;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_containers_of_a_pod_talk_over_localhost() {
+    let node = TestNode::start().await;
+    node.create_pod("duo", json!({"containers": [
+        {"name": "web", "image": "hello", "imagePullPolicy": "Never"},
+        {"name": "client", "image": "busybox", "imagePullPolicy": "Never",
+         "command": ["sh", "-c", "until wget -qO- http://127.0.0.1:8080/; do sleep 0.2; done; sleep 3600"]}
+    ]})).await;
+    node.wait_pod("duo", "Running", |p| is_running(p) && is_ready(p))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = read_log(&node, "duo", "client");
+        if logs.contains("Hello Kubernetes Beginners!") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "client log: {logs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    node.shutdown().await;
+}
+
+fn read_log(node: &TestNode, pod: &str, container: &str) -> String {
+    let agent = node.agent.as_ref().unwrap();
+    let uid = agent
+        .ctx
+        .index
+        .get("default", pod)
+        .map(|p| p.uid)
+        .unwrap_or_default();
+    let dir = agent.ctx.pod_log_dir("default", pod, &uid).join(container);
+    let mut out = String::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            out.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memconsumer_over_its_limit_is_oom_killed_and_restarted_and_runs_with_enough() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "small",
+        json!({"containers": [{"name": "mem", "image": "memconsumer", "imagePullPolicy": "Never",
+        "resources": {"limits": {"memory": "20Mi"}}}]}),
+    )
+    .await;
+    node.create_pod(
+        "big",
+        json!({"containers": [{"name": "mem", "image": "memconsumer", "imagePullPolicy": "Never",
+        "resources": {"limits": {"memory": "100Mi"}}}]}),
+    )
+    .await;
+    let p = node
+        .wait_pod("small", "an OOMKilled restart", |p| {
+            container_status(p, "mem").is_some_and(|c| {
+                c.restart_count >= 1
+                    && c.last_state
+                        .as_ref()
+                        .and_then(|s| s.terminated.as_ref())
+                        .is_some_and(|t| {
+                            t.reason.as_deref() == Some("OOMKilled") && t.exit_code == 137
+                        })
+            })
+        })
+        .await;
+    let _ = p;
+    // The big one reaches 50 MB and keeps running.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = read_log(&node, "big", "mem");
+        if logs.contains("50") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "big's log: {logs}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let p = node.pods().get("big").await.unwrap();
+    let c = container_status(&p, "mem").unwrap();
+    assert_eq!(c.restart_count, 0, "{c:?}");
+    assert!(c.state.as_ref().unwrap().running.is_some(), "{c:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_with_back_off_and_reports_crash_loop() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "crash",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "echo boom; exit 3"]}]}),
+    )
+    .await;
+    let p = node
+        .wait_pod("crash", "restartCount >= 3 and CrashLoopBackOff", |p| {
+            container_status(p, "c").is_some_and(|c| {
+                c.restart_count >= 3
+                    && c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        == Some("CrashLoopBackOff")
+            })
+        })
+        .await;
+    let c = container_status(&p, "c").unwrap();
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 3);
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    assert!(!is_ready(&p));
+    // A Never pod that fails ends Failed and is not restarted.
+    node.create_pod("once", json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "exit 1"]}]})).await;
+    let p = node
+        .wait_pod("once", "Failed", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+        })
+        .await;
+    assert_eq!(container_status(&p, "c").unwrap().restart_count, 0);
+    // And one that succeeds ends Succeeded with reason Completed.
+    node.create_pod("ok", json!({"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["true"]}]})).await;
+    let p = node
+        .wait_pod("ok", "Succeeded", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        })
+        .await;
+    let t = container_status(&p, "c")
+        .unwrap()
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liveness_probe_restarts_and_a_failing_readiness_probe_keeps_ready_false() {
+    let node = TestNode::start().await;
+    node.create_pod("live", json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"],
+        "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1, "failureThreshold": 1}}]})).await;
+    node.create_pod(
+        "unready",
+        json!({"containers": [{"name": "web", "image": "hello", "imagePullPolicy": "Never",
+        "readinessProbe": {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1}}]}),
+    )
+    .await;
+    node.create_pod(
+        "ready",
+        json!({"containers": [{"name": "web", "image": "hello", "imagePullPolicy": "Never",
+        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}),
+    )
+    .await;
+    node.wait_pod("live", "a liveness restart", |p| {
+        container_status(p, "c").is_some_and(|c| c.restart_count >= 1)
+    })
+    .await;
+    node.wait_pod("ready", "Ready", is_ready).await;
+    let p = node.wait_pod("unready", "Running", is_running).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p2 = node.pods().get("unready").await.unwrap();
+    assert!(!is_ready(&p2), "{:?}", p2.status);
+    assert_eq!(container_status(&p2, "web").unwrap().restart_count, 0);
+    let _ = p;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_sees_the_pod_hostname_and_only_the_containers_processes() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "box",
+        json!({"containers": [{"name": "sh", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sleep", "3600"]}]}),
+    )
+    .await;
+    node.wait_pod("box", "Running", is_running).await;
+    let (code, out) = exec(&node, "box", "sh", &["hostname"]).await;
+    assert_eq!((code, out.trim()), (0, "box"));
+    let (code, out) = exec(&node, "box", "sh", &["ps", "-o", "pid,args"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert!(lines.iter().any(|l| l.contains("sleep 3600")), "{out}");
+    assert!(lines.len() <= 3, "only the pod's processes: {out}");
+    let (code, _) = exec(&node, "box", "sh", &["sh", "-c", "exit 7"]).await;
+    assert_eq!(code, 7);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_restarted_readopts_running_containers_and_sees_exits() {
+    let mut node = TestNode::start().await;
+    node.create_pod(
+        "keeper",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sleep", "3600"]}]}),
+    )
+    .await;
+    node.create_pod("quitter", json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "sleep 2; exit 5"]}]})).await;
+    let before = node.wait_pod("keeper", "Running", is_running).await;
+    node.wait_pod("quitter", "Running", is_running).await;
+    let id_before = container_status(&before, "c").unwrap().container_id.clone();
+    node.crash_agent();
+    // quitter exits while no agent runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    node.start_agent().await;
+    let p = node
+        .wait_pod("quitter", "Failed with exit code 5", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+        })
+        .await;
+    let t = container_status(&p, "c")
+        .unwrap()
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!(t.exit_code, 5);
+    let after = node.pods().get("keeper").await.unwrap();
+    let c = container_status(&after, "c").unwrap();
+    assert_eq!(c.container_id, id_before, "the same container, adopted");
+    assert_eq!(c.restart_count, 0);
+    assert!(is_running(&after));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_pods_stops_them_gracefully_and_leaves_nothing_behind() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "web",
+        json!({"containers": [{"name": "web", "image": "hello", "imagePullPolicy": "Never",
+        "ports": [{"containerPort": 8080, "hostPort": 0}]}], "terminationGracePeriodSeconds": 5}),
+    )
+    .await;
+    node.create_pod("stubborn", json!({"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "trap '' TERM; sleep 3600"]}]})).await;
+    node.wait_pod("web", "Running", is_running).await;
+    node.wait_pod("stubborn", "Running", is_running).await;
+    node.delete_pod("web", 5).await;
+    node.delete_pod("stubborn", 1).await;
+    node.wait_gone("web").await;
+    node.wait_gone("stubborn").await;
+    let agent = node.agent.as_ref().unwrap();
+    // No pod dirs, containers, mounts, cgroups or netns of this node remain.
+    let pods_dir = agent.ctx.root.join("pods");
+    let left: Vec<_> = std::fs::read_dir(&pods_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "pod dirs left: {left:?}");
+    let containers = agent.ctx.runtime.list().await.unwrap();
+    assert!(containers.is_empty(), "containers left: {containers:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = agent.ctx.root.to_string_lossy().to_string();
+    let ours: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&root) && !l.contains("/images/"))
+        .collect();
+    assert!(ours.is_empty(), "mounts left: {ours:?}");
+    for ctrl in ["memory", "pids", "cpu"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(ctrl)
+            .join(&node.cgroup_root);
+        let children: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            children.is_empty(),
+            "cgroups left under {}: {children:?}",
+            dir.display()
+        );
+    }
+    let netns = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.contains(&node.name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "netns left: {netns:?}");
+    node.shutdown().await;
+}
