@@ -1,0 +1,70 @@
+//! host-gw routing: a route to every other node's podCIDR via that node's IP, marked with
+//! [`ROUTE_PROTO`] so the set can be synced (stale routes removed) without touching
+//! anybody else's routes. Pod traffic keeps its pod source IP (no NAT inside the cluster).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use tracing::debug;
+
+use crate::command::{ip_batch, ip_json};
+use crate::{Error, Ipv4Cidr, Network, Result, ROUTE_PROTO};
+
+impl Network {
+    /// Makes the routes marked as tug's exactly `routes` (podCIDR, node IP): adds or fixes
+    /// the missing, removes the stale. This node's own podCIDR is skipped (the bridge has
+    /// it). Each node IP must be reachable on a directly connected network.
+    pub fn set_node_routes(&self, routes: &[(String, Ipv4Addr)]) -> Result<()> {
+        let mut want = BTreeMap::new();
+        for (cidr, via) in routes {
+            let dst = Ipv4Cidr::parse(cidr).map_err(|e| match e {
+                Error::Invalid { value, reason, .. } => Error::Invalid {
+                    field: "node podCIDR",
+                    value,
+                    reason,
+                },
+                e => e,
+            })?;
+            if dst != self.cidr {
+                want.insert(dst, *via);
+            }
+        }
+        let have = self.node_routes_map()?;
+        let mut script = String::new();
+        for dst in have.keys().filter(|d| !want.contains_key(d)) {
+            script.push_str(&format!("route del {dst} proto {ROUTE_PROTO}\n"));
+        }
+        for (dst, via) in &want {
+            if have.get(dst) != Some(&Some(*via)) {
+                script.push_str(&format!(
+                    "route replace {dst} via {via} proto {ROUTE_PROTO}\n"
+                ));
+            }
+        }
+        if !script.is_empty() {
+            debug!(node = %self.cfg.node, changes = %script.trim(), "syncing node routes");
+            ip_batch(None, &script)?;
+        }
+        Ok(())
+    }
+
+    /// The routes currently marked as tug's, as (podCIDR, node IP).
+    pub fn node_routes(&self) -> Result<Vec<(String, Ipv4Addr)>> {
+        Ok(self
+            .node_routes_map()?
+            .into_iter()
+            .filter_map(|(d, v)| Some((d.to_string(), v?)))
+            .collect())
+    }
+
+    fn node_routes_map(&self) -> Result<BTreeMap<Ipv4Cidr, Option<Ipv4Addr>>> {
+        let mut have = BTreeMap::new();
+        for r in ip_json(&["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()])? {
+            let Some(dst) = r["dst"].as_str().and_then(|d| Ipv4Cidr::parse(d).ok()) else {
+                continue;
+            };
+            have.insert(dst, r["gateway"].as_str().and_then(|g| g.parse().ok()));
+        }
+        Ok(have)
+    }
+}
