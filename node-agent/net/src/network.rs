@@ -173,14 +173,19 @@ impl Network {
         Ok(())
     }
 
-    /// Drops a pod's hostPorts (teardown).
+    /// Drops a pod's hostPorts (teardown); on failure the pod's file is kept, so a retry
+    /// removes the rules still in the kernel.
     pub(crate) fn remove_host_ports(&self, pod_uid: &str) -> Result<()> {
         let store = lock(&self.ports);
-        if store.get(pod_uid)?.is_none() {
+        let Some(prev) = store.get(pod_uid)? else {
             return Ok(());
-        }
+        };
         store.remove(pod_uid)?;
-        self.apply_host_ports(&store)
+        self.apply_host_ports(&store).inspect_err(|_| {
+            if let Err(r) = store.put(&prev) {
+                warn!(pod = pod_uid, error = %r, "cannot restore hostPort state");
+            }
+        })
     }
 
     fn apply_host_ports(&self, store: &HostPortStore) -> Result<()> {
@@ -213,6 +218,16 @@ impl Network {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => keep("list netns", Err(crate::io_err(NETNS_DIR)(e))),
+        }
+        // Veths by name for every known pod (also one whose setup stopped before the alias
+        // was set), then by alias for any the state does not know.
+        for (uid, _) in lock(&self.ipam).all() {
+            keep(
+                "pod veth",
+                ignore_not_found(
+                    ip(&["link", "del", &names::veth_name(&self.cfg.node, &uid)]).map(drop),
+                ),
+            );
         }
         let alias_prefix = names::veth_alias_prefix(&self.cfg.node);
         let bridge_alias = names::bridge_alias(&self.cfg.node);

@@ -62,14 +62,17 @@ impl Network {
     /// Removes the pod's hostPorts, veth and namespace and releases its IP. Fine if some or
     /// all of it is already gone.
     pub fn teardown_pod(&self, pod_uid: &str) -> Result<()> {
-        // hostPorts first: their rules must not outlive the address they point at.
-        self.remove_host_ports(pod_uid)?;
+        // Every step is tried; the IP is released only when all succeeded, so a retry
+        // finds the pod half-removed rather than its address handed to another pod.
+        // hostPorts go first: their rules must not outlive the address they point at.
+        let ports = self.remove_host_ports(pod_uid);
         let veth = names::veth_name(&self.cfg.node, pod_uid);
         let ns = names::netns_name(&self.cfg.node, pod_uid);
         // Deleting the netns alone would leave the veth while a process still holds the
         // namespace open; deleting the host end removes both ends now.
-        ignore_not_found(ip(&["link", "del", &veth]).map(drop))?;
-        ignore_not_found(ip(&["netns", "del", &ns]).map(drop))?;
+        let link = ignore_not_found(ip(&["link", "del", &veth]).map(drop));
+        let netns = ignore_not_found(ip(&["netns", "del", &ns]).map(drop));
+        ports.and(link).and(netns)?;
         lock(&self.ipam).release(pod_uid)?;
         debug!(pod = pod_uid, netns = %ns, "pod network torn down");
         Ok(())

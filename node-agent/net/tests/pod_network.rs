@@ -657,3 +657,70 @@ fn a_bridge_that_is_not_ours_is_refused_and_left_alone() {
         );
     });
 }
+
+#[test]
+fn concurrent_setups_get_unique_addresses_and_the_configured_mtu() {
+    let Some(node) = Node::new() else { return };
+    node.run(|| {
+        let net = Network::new(NetConfig {
+            mtu: Some(1400),
+            ..node.config("10.244.8.0/24")
+        })
+        .unwrap();
+        let started = Instant::now();
+        let pods: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let net = &net;
+                    let ns = node.ns.clone();
+                    // Spawned threads start in the test process's namespace: join the node's.
+                    s.spawn(move || {
+                        in_netns(&ns, || {
+                            (0..5)
+                                .map(|i| net.setup_pod(&format!("w{w}-p{i}")).unwrap())
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        // A number to watch, not an assertion (the machine is noisy).
+        eprintln!(
+            "setup_pod: {} pods in {:?} with 4 workers",
+            pods.len(),
+            started.elapsed()
+        );
+        let mut ips: Vec<_> = pods.iter().map(|p| p.ip).collect();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(ips.len(), 20);
+        assert!(pods.iter().all(|p| p.netns.exists()));
+        let eth0 = sh(&[
+            "ip",
+            "-n",
+            pods[0].netns.file_name().unwrap().to_str().unwrap(),
+            "-o",
+            "link",
+            "show",
+            "eth0",
+        ])
+        .unwrap();
+        assert!(eth0.contains("mtu 1400"), "{eth0}");
+        assert!(
+            links(&node.ns).contains("tug0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400"),
+            "{}",
+            links(&node.ns)
+        );
+        ping(
+            pods[19].netns.file_name().unwrap().to_str().unwrap(),
+            pods[0].ip,
+        )
+        .unwrap();
+        net.cleanup_all().unwrap();
+        assert!(node.netns_of_node().is_empty());
+    });
+}
