@@ -76,6 +76,10 @@ pub struct Worker {
     sandbox_error: Option<String>,
     sandbox_retry: Option<Instant>,
     net_ns: Option<PathBuf>,
+    /// The pod's restartPolicy (Always, OnFailure, Never).
+    policy: String,
+    /// Stopping for good (deletion): exits are final, nothing restarts.
+    stopping: bool,
 }
 
 /// Runs a pod's worker until the pod is gone (cleaned up) or the agent stops (the
@@ -104,6 +108,8 @@ pub async fn run(ctx: Arc<Ctx>, uid: String, mut updates: watch::Receiver<PodUpd
         sandbox_error: None,
         sandbox_retry: None,
         net_ns: None,
+        policy: "Always".to_string(),
+        stopping: false,
     };
     w.readopt().await;
     loop {
@@ -348,12 +354,64 @@ impl Worker {
                 ..Default::default()
             },
         };
-        rec.state = ContainerState {
-            terminated: Some(term),
-            ..Default::default()
+        let policy = if init && self.policy != "Never" {
+            "OnFailure"
+        } else {
+            self.policy.as_str()
         };
-        rec.ready = false;
-        rec.started = false;
+        let opts = &self.ctx.opts;
+        if !self.stopping && status::should_restart(policy, term.exit_code) {
+            // Crash back-off as the kubelet: the first restart is immediate, then base,
+            // doubling up to max; a container that ran for 2 x max starts afresh.
+            let ran = match (&term.started_at, &term.finished_at) {
+                (Some(s), Some(f)) => (f.0 - s.0).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            if ran > opts.backoff_max * 2 {
+                rec.backoff_secs = 0;
+            }
+            let delay = Duration::from_millis(rec.backoff_secs);
+            let next = if delay.is_zero() {
+                opts.backoff_base
+            } else {
+                (delay * 2).min(opts.backoff_max)
+            };
+            rec.backoff_secs = next.as_millis() as u64;
+            rec.not_before =
+                Some(now_utc() + chrono::Duration::from_std(delay).unwrap_or_default());
+            if delay.is_zero() {
+                rec.state = ContainerState {
+                    terminated: Some(term),
+                    ..Default::default()
+                };
+            } else {
+                rec.last_state = Some(term);
+                rec.state = ContainerRecord::waiting(
+                    "CrashLoopBackOff",
+                    Some(format!(
+                        "back-off {} restarting failed container={name} pod={}_{}({})",
+                        fmt_duration(delay),
+                        self.record.name,
+                        self.record.namespace,
+                        self.uid
+                    )),
+                );
+            }
+        } else {
+            rec.state = ContainerState {
+                terminated: Some(term),
+                ..Default::default()
+            };
+        }
+        let rec = if init {
+            self.record.init_containers.get_mut(name)
+        } else {
+            self.record.containers.get_mut(name)
+        };
+        if let Some(rec) = rec {
+            rec.ready = false;
+            rec.started = false;
+        }
         self.probes.remove(name);
         self.save();
         if let Err(e) = self.ctx.runtime.remove(id).await {
@@ -416,6 +474,7 @@ impl Worker {
         }
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = Self::policy(pod);
+        self.policy = policy.clone();
         let mut wake: Option<Instant> = None;
         let mut earliest = |at: Instant| {
             wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
@@ -913,6 +972,7 @@ impl Worker {
     /// SIGTERM every running container, SIGKILL what is left after `grace`, and wait
     /// for their exits to be recorded.
     async fn stop_everything(&mut self, grace: Duration) {
+        self.stopping = true;
         self.probes.clear();
         let running: Vec<(String, String)> = self
             .record
@@ -1062,6 +1122,20 @@ impl Worker {
             Err(e) if e.is_not_found() => {}
             Err(e) => tracing::warn!(pod = %name, error = %e, "updating pod status"),
         }
+    }
+}
+
+/// `10s`, `1m20s`: how the kubelet prints a back-off.
+fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    match (secs / 60, secs % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m0s"),
+        (m, s) => format!("{m}m{s}s"),
     }
 }
 

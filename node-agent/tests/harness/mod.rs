@@ -24,7 +24,8 @@ pub fn demo_images() -> PathBuf {
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .expect("locking the demo images dir");
-    tug_image::demo::build_demo(&tug_image::demo::DemoOptions::new(&dir)).expect("building the demo images");
+    tug_image::demo::build_demo(&tug_image::demo::DemoOptions::new(&dir))
+        .expect("building the demo images");
     dir
 }
 
@@ -85,7 +86,7 @@ impl TestNode {
             bridge: format!("tugt{id:03x}"),
             // 10.200.0.0/24 .. 10.215.255.0/24: one /24 per test process.
             pod_cidr: format!("10.{}.{}.0/24", 200 + (id >> 8), id & 0xff),
-            cgroup_root: format!("tug-test/{id:03x}"),
+            cgroup_root: format!("tug-test-{id:03x}"),
             opts,
         };
         node.start_agent().await;
