@@ -101,6 +101,9 @@ pub struct Options {
     pub raft_tick: Duration,
     /// Store tuning: entries between snapshots.
     pub snapshot_every: u64,
+    /// TLS towards node agents for `pods/log` and `pods/exec`: trusts the cluster CA,
+    /// presents the `kubelet-client` certificate. `None` = those answer 503.
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Options {
@@ -138,6 +141,23 @@ impl Options {
         } else {
             None
         };
+        // PKI directories made before kubelet-client.crt existed simply have no logs/exec.
+        let kubelet_tls = if paths.kubelet_client_cert().exists() {
+            let cert = CertKey::load(pki_dir, tug_pki::cluster::KUBELET_CLIENT_BASE).with_context(
+                || {
+                    format!(
+                        "loading the node agent client certificate {}",
+                        paths.kubelet_client_cert().display()
+                    )
+                },
+            )?;
+            Some(
+                tug_pki::client_config(&ca_pem, Some(&cert), &[b"http/1.1"])
+                    .context("building the node agent client TLS config")?,
+            )
+        } else {
+            None
+        };
         let tokens = if paths.tokens().exists() {
             Some(
                 TokenFile::load(&paths.tokens())
@@ -161,6 +181,7 @@ impl Options {
             history_limit: 100_000,
             raft_tick: Duration::from_millis(100),
             snapshot_every: 10_000,
+            kubelet_tls,
         })
     }
 }
@@ -236,6 +257,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Server> {
         shutdown,
         ready: Default::default(),
         advertise: opts.advertise,
+        kubelet_tls: opts.kubelet_tls,
     });
     let app = routes::router(state.clone());
     let tasks = vec![

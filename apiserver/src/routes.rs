@@ -214,7 +214,7 @@ async fn resource(
 
 async fn handle(
     state: Arc<AppState>,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     target: Target,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -231,6 +231,8 @@ async fn handle(
         query,
         headers: parts.headers,
         out,
+        raw_query: parts.uri.query().unwrap_or_default().to_string(),
+        upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
     };
     rest::handle(state, req, body).await
 }

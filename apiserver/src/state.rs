@@ -21,6 +21,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Where pods reach this replica (the `kubernetes` Endpoints).
     pub advertise: Option<std::net::SocketAddr>,
+    /// TLS towards node agents (logs, exec); `None` = those answer 503.
+    pub kubelet_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl AppState {

@@ -124,6 +124,10 @@ pub struct Req {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub out: Output,
+    /// The query string as sent (repeated parameters such as exec's `command` intact).
+    pub raw_query: String,
+    /// The HTTP/1.1 upgrade of the connection (exec's WebSocket), if any.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Req {
@@ -199,7 +203,7 @@ pub async fn handle(state: Arc<AppState>, req: Req, body: Body) -> Result<Respon
             binding::bind(&state, &req, body).await
         }
         (_, true, Some("log" | "exec" | "attach" | "portforward")) if t.info.plural == "pods" => {
-            pod_proxy::not_yet(&state, &req).await
+            pod_proxy::proxy(&state, req).await
         }
         (_, _, Some(sub))
             if !matches!(sub, "status" | "scale" | "binding" | "finalize")

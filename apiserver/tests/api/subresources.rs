@@ -148,13 +148,14 @@ async fn binding_assigns_a_pod_to_a_node_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_and_exec_answer_until_the_node_agent_exists() {
+async fn log_and_exec_of_an_unbound_pod_say_it_has_no_host() {
     let env = env().await;
     let c = env.server.client();
     c.post("/api/v1/namespaces/default/pods", &pod("p")).await;
     let (code, status) = c.get("/api/v1/namespaces/default/pods/p/log").await;
-    assert_eq!(code, 501, "{status}");
+    assert_eq!(code, 400, "{status}");
     assert_eq!(status["kind"], "Status");
+    assert_eq!(status["message"], "pod p does not have a host assigned");
     let (code, _) = c.get("/api/v1/namespaces/default/pods/nope/log").await;
     assert_eq!(code, 404);
     env.done().await;
