@@ -393,26 +393,29 @@ impl Client {
                     reference: self.reference.clone(),
                     detail,
                 },
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized {
-                    reference: self.reference.clone(),
-                    detail: if self.auth.is_none() {
-                        format!("{detail} (no credentials were given; add an imagePullSecret)")
-                    } else {
-                        format!("{detail} (check the imagePullSecret's username and password)")
-                    },
-                },
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.unauthorized(detail),
                 _ => self.protocol(format!("GET {url}: HTTP {status}: {detail}")),
             });
         }
         Err(self.protocol(format!("too many redirects for {url}")))
     }
 
+    /// An Unauthorized error with a hint at the fix.
+    fn unauthorized(&self, detail: String) -> Error {
+        let hint = if self.auth.is_none() {
+            "no credentials were given; add an imagePullSecret"
+        } else {
+            "check the imagePullSecret's username and password"
+        };
+        Error::Unauthorized {
+            reference: self.reference.clone(),
+            detail: format!("{detail} ({hint})"),
+        }
+    }
+
     /// The Authorization header for a WWW-Authenticate challenge.
     async fn answer(&self, challenge: &str) -> Result<String> {
-        let unauthorized = |detail: String| Error::Unauthorized {
-            reference: self.reference.clone(),
-            detail,
-        };
+        let unauthorized = |detail: String| self.unauthorized(detail);
         let basic = self.auth.as_ref().map(|a| {
             format!(
                 "Basic {}",
@@ -422,9 +425,7 @@ impl Client {
         });
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            return basic.ok_or_else(|| {
-                unauthorized("the registry requires credentials; add an imagePullSecret".into())
-            });
+            return basic.ok_or_else(|| unauthorized("the registry requires basic auth".into()));
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(unauthorized(format!(

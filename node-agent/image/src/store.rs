@@ -400,7 +400,7 @@ impl ImageStore {
         let _active = self.inner.begin();
         let pulled = registry::pull(&self.inner.blobs, &r, auth, opts).await?;
         let inner = self.inner.clone();
-        let repo_digest = format!("{}@{}", r.name(), pulled.manifest_digest);
+        let repo_digest = format!("{}@{}", r.name(), pulled.resolved_digest);
         let references = vec![r.to_string()];
         // Unpacking is blocking file system work.
         tokio::task::spawn_blocking(move || {

@@ -35,7 +35,9 @@ fn docker_save_and_oci_layout_tarballs_import_with_and_without_gzip() {
         let store = ImageStore::open(&dir.path().join(format!("store-{name}"))).unwrap();
         let path = dir.path().join(name);
         write(&path, bytes);
-        let images = store.import(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let images = store
+            .import(&path)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(images.len(), 1, "{name}");
         let image = &images[0];
         assert_eq!(image.references, vec![reference.to_string()], "{name}");
@@ -47,7 +49,11 @@ fn docker_save_and_oci_layout_tarballs_import_with_and_without_gzip() {
         assert!(image.size > 0);
         assert_eq!(store.get(reference).as_ref(), Some(image), "{name}");
         assert_eq!(store.get(&image.id).as_ref(), Some(image), "{name}");
-        assert_eq!(store.get(&image.id[7..19]).as_ref(), Some(image), "{name}: short id");
+        assert_eq!(
+            store.get(&image.id[7..19]).as_ref(),
+            Some(image),
+            "{name}: short id"
+        );
         assert!(store.get("docker.io/library/other:1").is_none());
         let layers = store.layer_dirs(image).unwrap();
         assert_eq!(layers.len(), 2);
@@ -223,7 +229,10 @@ fn overlay_rootfs_stacks_layers_applies_whiteouts_and_is_released() {
         for r in [&r1, &r2] {
             assert!(!r.join("etc/a").exists(), "whited-out file hidden");
             assert_eq!(fs::read(r.join("etc/b")).unwrap(), b"b");
-            assert!(!r.join("var/cache/old").exists(), "opaque dir hides lower files");
+            assert!(
+                !r.join("var/cache/old").exists(),
+                "opaque dir hides lower files"
+            );
             assert_eq!(fs::read(r.join("var/cache/new")).unwrap(), b"new");
             assert_eq!(fs::read_link(r.join("bin/link")).unwrap(), Path::new("app"));
             assert_eq!(fs::metadata(r).unwrap().mode() & 0o777, 0o755);
