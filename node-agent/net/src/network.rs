@@ -37,6 +37,27 @@ impl Network {
     /// bridge (hostPorts via 127.0.0.1); the nft table with every persisted hostPort.
     /// Existing pods keep their namespaces and addresses.
     pub fn new(cfg: NetConfig) -> Result<Self> {
+        let net = Network::open(cfg)?;
+        net.ensure_bridge()?;
+        sysctl::set("net/ipv4/ip_forward", "1")?;
+        sysctl::set(
+            &format!("net/ipv4/conf/{}/route_localnet", net.cfg.bridge),
+            "1",
+        )?;
+        let pods = lock(&net.ports).load_all()?;
+        nft::apply(&format!(
+            "{}{}",
+            nft::base_script(&net.table, &net.cfg.bridge, net.cidr),
+            hostports::chain_script(&net.table, &pods)
+        ))?;
+        info!(node = %net.cfg.node, bridge = %net.cfg.bridge, pod_cidr = %net.cidr, br_netfilter = net.br_netfilter, "pod network ready");
+        Ok(net)
+    }
+
+    /// Opens the node's persisted network state WITHOUT changing the kernel: for
+    /// [`Network::cleanup_all`] (removing a node) and for inspection ([`Network::pods`]).
+    /// Use [`Network::new`] to run pods.
+    pub fn open(cfg: NetConfig) -> Result<Self> {
         names::validate_node(&cfg.node)?;
         names::validate_bridge(&cfg.bridge)?;
         let cidr = Ipv4Cidr::parse(&cfg.pod_cidr).map_err(|e| match e {
@@ -57,34 +78,19 @@ impl Network {
         let ipam = Ipam::open(&cfg.state_dir.join("ipam"), cidr)?;
         let ports = HostPortStore::open(&cfg.state_dir.join("hostports"))?;
         let table = names::nft_table(&cfg.node);
-        let mut net = Network {
+        // br_netfilter (bridged IPv4 through the nft hooks) helps Services later but is not
+        // required: hairpin traffic is masqueraded (see nft::base_script) either way. It is
+        // only observed, never toggled: on older kernels the knob is machine-wide.
+        let br_netfilter =
+            sysctl::get("net/bridge/bridge-nf-call-iptables")?.as_deref() == Some("1");
+        Ok(Network {
             cfg,
             cidr,
             table,
             ipam: Mutex::new(ipam),
             ports: Mutex::new(ports),
-            br_netfilter: false,
-        };
-
-        net.ensure_bridge()?;
-        sysctl::set("net/ipv4/ip_forward", "1")?;
-        sysctl::set(
-            &format!("net/ipv4/conf/{}/route_localnet", net.cfg.bridge),
-            "1",
-        )?;
-        // br_netfilter (bridged IPv4 through the nft hooks) helps Services later but is not
-        // required: hairpin traffic is masqueraded (see nft::base_script) either way. It is
-        // only observed, never toggled: on older kernels the knob is machine-wide.
-        net.br_netfilter =
-            sysctl::get("net/bridge/bridge-nf-call-iptables")?.as_deref() == Some("1");
-        let pods = lock(&net.ports).load_all()?;
-        nft::apply(&format!(
-            "{}{}",
-            nft::base_script(&net.table, &net.cfg.bridge, net.cidr),
-            hostports::chain_script(&net.table, &pods)
-        ))?;
-        info!(node = %net.cfg.node, bridge = %net.cfg.bridge, pod_cidr = %net.cidr, br_netfilter = net.br_netfilter, "pod network ready");
-        Ok(net)
+            br_netfilter,
+        })
     }
 
     pub fn config(&self) -> &NetConfig {

@@ -513,6 +513,9 @@ fn teardown_and_cleanup_leave_no_netns_veth_table_route_or_state() {
 
         net.set_node_routes(&[("10.244.6.0/24".into(), "192.168.78.2".parse().unwrap())])
             .unwrap();
+        // The agent is gone; `tug-agent cleanup` opens the state without setting anything up.
+        drop(net);
+        let net = Network::open(node.config("10.244.5.0/24")).unwrap();
         net.cleanup_all().unwrap();
         assert!(
             node.netns_of_node().is_empty(),
