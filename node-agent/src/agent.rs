@@ -33,6 +33,10 @@ pub struct Options {
     /// Grace before SIGKILL when a liveness probe restarts a container.
     pub probe_kill_grace_secs: u64,
     pub pids_limit: Option<i64>,
+    /// Image GC starts above this used fraction of the agent's filesystem (0.85) and
+    /// frees down to `image_gc_low` (0.80), as the kubelet's thresholds.
+    pub image_gc_high: f64,
+    pub image_gc_low: f64,
     /// The cluster DNS server written to pods' resolv.conf (issue 6); None: the node's.
     pub cluster_dns: Option<IpAddr>,
     pub cluster_domain: String,
@@ -49,6 +53,8 @@ impl Default for Options {
             resync: Duration::from_secs(10),
             probe_kill_grace_secs: 30,
             pids_limit: Some(4096),
+            image_gc_high: 0.85,
+            image_gc_low: 0.80,
             cluster_dns: None,
             cluster_domain: "cluster.local".to_string(),
         }
@@ -481,13 +487,60 @@ async fn heartbeat(ctx: Arc<Ctx>, host: Host) {
                 }
             }
             _ = status_tick.tick() => {
+                let disk_pressure = collect_images(&ctx);
                 let images = ctx.images.list().into_iter().map(|i| (i.references.clone(), i.size)).collect();
-                if let Err(e) = node::update_status(&ctx.client, &ctx.node, &host, images).await {
+                if let Err(e) = node::update_status(&ctx.client, &ctx.node, &host, images, disk_pressure).await {
                     tracing::warn!(error = %e, "updating the node status");
                 }
             }
         }
     }
+}
+
+/// (used fraction, available fraction) of the filesystem holding `path`.
+fn disk_usage(path: &std::path::Path) -> Option<(f64, u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let total = st.blocks() as u64 * st.fragment_size() as u64;
+    let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+    (total > 0).then(|| (1.0 - avail as f64 / total as f64, total, avail))
+}
+
+/// Image garbage collection as the kubelet's: when the agent's filesystem is more than
+/// `image_gc_high` full, remove images no pod on this node uses (least recently used
+/// first) until it is back under `image_gc_low`. Returns whether the node is under disk
+/// pressure (less than 10% available).
+fn collect_images(ctx: &Ctx) -> bool {
+    let Some((used, total, avail)) = disk_usage(&ctx.root) else {
+        return false;
+    };
+    if used > ctx.opts.image_gc_high {
+        let target = ((used - ctx.opts.image_gc_low) * total as f64) as u64;
+        let mut in_use = HashSet::new();
+        if let Ok(pods) = std::fs::read_dir(ctx.root.join("pods")) {
+            for pod in pods.flatten() {
+                let Ok(Some(r)) = crate::record::PodRecord::load(&pod.path()) else {
+                    continue;
+                };
+                for c in r.containers.values().chain(r.init_containers.values()) {
+                    if let Some(img) = ctx.images.get(&c.image) {
+                        in_use.insert(img.id);
+                    }
+                }
+            }
+        }
+        match ctx.images.gc(&in_use, target) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    ?removed,
+                    "disk usage {:.0}%: removed unused images",
+                    used * 100.0
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image garbage collection"),
+        }
+    }
+    (avail as f64) < total as f64 * 0.10
 }
 
 /// Watches this node's pods and keeps one worker per pod uid fed with its latest

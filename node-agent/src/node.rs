@@ -70,6 +70,7 @@ fn status_json(
     info: &NodeInfo,
     host: &Host,
     ready: bool,
+    disk_pressure: bool,
     images: serde_json::Value,
 ) -> serde_json::Value {
     let now = Time::now();
@@ -93,7 +94,11 @@ fn status_json(
         "allocatable": capacity,
         "conditions": [
             cond("MemoryPressure", false, "KubeletHasSufficientMemory", "tug-agent has sufficient memory available"),
-            cond("DiskPressure", false, "KubeletHasNoDiskPressure", "tug-agent has no disk pressure"),
+            if disk_pressure {
+                cond("DiskPressure", true, "KubeletHasDiskPressure", "tug-agent has disk pressure: less than 10% of the root dir's filesystem is available")
+            } else {
+                cond("DiskPressure", false, "KubeletHasNoDiskPressure", "tug-agent has no disk pressure")
+            },
             cond("PIDPressure", false, "KubeletHasSufficientPID", "tug-agent has sufficient PID available"),
             if ready {
                 cond("Ready", true, "KubeletReady", "tug-agent is posting ready status")
@@ -188,7 +193,7 @@ pub async fn register(
         .patch_status(
             &info.name,
             PatchKind::Merge,
-            &json!({"status": status_json(info, host, false, json!([]))}),
+            &json!({"status": status_json(info, host, false, false, json!([]))}),
         )
         .await
 }
@@ -199,6 +204,7 @@ pub async fn update_status(
     info: &NodeInfo,
     host: &Host,
     images: Vec<(Vec<String>, u64)>,
+    disk_pressure: bool,
 ) -> Result<Node, tug_client::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let images: Vec<serde_json::Value> = images
@@ -209,7 +215,7 @@ pub async fn update_status(
         .patch_status(
             &info.name,
             PatchKind::Merge,
-            &json!({"status": status_json(info, host, true, json!(images))}),
+            &json!({"status": status_json(info, host, true, disk_pressure, json!(images))}),
         )
         .await
 }
@@ -284,7 +290,7 @@ mod tests {
             boot_id: "b".into(),
             machine_id: "m".into(),
         };
-        let s = status_json(&info, &host, true, json!([]));
+        let s = status_json(&info, &host, true, false, json!([]));
         assert_eq!(s["capacity"]["cpu"], "2");
         assert_eq!(s["capacity"]["memory"], "1Gi");
         assert_eq!(s["capacity"]["pods"], "110");
