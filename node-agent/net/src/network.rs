@@ -235,21 +235,13 @@ impl Network {
                 ),
             );
         }
-        let alias_prefix = names::veth_alias_prefix(&self.cfg.node);
-        let bridge_alias = names::bridge_alias(&self.cfg.node);
         match ip_json(&["link", "show"]) {
             Ok(links) => {
-                for link in links {
-                    let name = link["ifname"].as_str().unwrap_or_default();
-                    let alias = link["ifalias"].as_str().unwrap_or_default();
-                    if alias.starts_with(&alias_prefix)
-                        || (name == self.cfg.bridge && alias == bridge_alias)
-                    {
-                        keep(
-                            "link",
-                            ignore_not_found(ip(&["link", "del", name]).map(drop)),
-                        );
-                    }
+                for name in owned_links(&links, &self.cfg.node, &self.cfg.bridge) {
+                    keep(
+                        "link",
+                        ignore_not_found(ip(&["link", "del", &name]).map(drop)),
+                    );
                 }
             }
             Err(e) => keep("list links", Err(e)),
@@ -338,9 +330,51 @@ impl Network {
     }
 }
 
+/// The links (from `ip -j link show`) that carry `node`'s mark: its pod veths and its
+/// bridge. Anything else, even a look-alike name, is not ours.
+fn owned_links(links: &[serde_json::Value], node: &str, bridge: &str) -> Vec<String> {
+    let veth_prefix = names::veth_alias_prefix(node);
+    let bridge_alias = names::bridge_alias(node);
+    links
+        .iter()
+        .filter_map(|link| {
+            let name = link["ifname"].as_str()?;
+            let alias = link["ifalias"].as_str().unwrap_or_default();
+            (alias.starts_with(&veth_prefix) || (name == bridge && alias == bridge_alias))
+                .then(|| name.to_string())
+        })
+        .collect()
+}
+
 pub(crate) fn ignore_not_found(r: Result<()>) -> Result<()> {
     match r {
         Err(e) if command::is_not_found(&e) => Ok(()),
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_links_with_our_mark_are_ours() {
+        let links = serde_json::json!([
+            {"ifname": "lo"},
+            {"ifname": "eth0"},
+            {"ifname": "tug0", "ifalias": "tug:n1"},
+            {"ifname": "veth0000aaaa", "ifalias": "tug:n1:pod-a"},
+            {"ifname": "veth0000bbbb", "ifalias": "tug:n1-b:pod-a"},
+            {"ifname": "veth0000cccc"},
+            {"ifname": "docker0", "ifalias": "tug:n1"},
+            {"ifname": "tug1", "ifalias": "tug:other"}
+        ]);
+        let links = links.as_array().unwrap();
+        assert_eq!(
+            owned_links(links, "n1", "tug0"),
+            vec!["tug0", "veth0000aaaa"]
+        );
+        assert_eq!(owned_links(links, "n1-b", "tug0"), vec!["veth0000bbbb"]);
+        assert!(owned_links(links, "n2", "tug0").is_empty());
     }
 }

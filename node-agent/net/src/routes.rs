@@ -29,18 +29,7 @@ impl Network {
                 want.insert(dst, *via);
             }
         }
-        let have = self.node_routes_map()?;
-        let mut script = String::new();
-        for dst in have.keys().filter(|d| !want.contains_key(d)) {
-            script.push_str(&format!("route del {dst} proto {ROUTE_PROTO}\n"));
-        }
-        for (dst, via) in &want {
-            if have.get(dst) != Some(&Some(*via)) {
-                script.push_str(&format!(
-                    "route replace {dst} via {via} proto {ROUTE_PROTO}\n"
-                ));
-            }
-        }
+        let script = sync_script(&self.node_routes_map()?, &want);
         if !script.is_empty() {
             debug!(node = %self.cfg.node, changes = %script.trim(), "syncing node routes");
             ip_batch(None, &script)?;
@@ -57,7 +46,7 @@ impl Network {
             .collect())
     }
 
-    fn node_routes_map(&self) -> Result<BTreeMap<Ipv4Cidr, Option<Ipv4Addr>>> {
+    pub(crate) fn node_routes_map(&self) -> Result<BTreeMap<Ipv4Cidr, Option<Ipv4Addr>>> {
         let mut have = BTreeMap::new();
         for r in ip_json(&["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()])? {
             let Some(dst) = r["dst"].as_str().and_then(|d| Ipv4Cidr::parse(d).ok()) else {
@@ -66,5 +55,79 @@ impl Network {
             have.insert(dst, r["gateway"].as_str().and_then(|g| g.parse().ok()));
         }
         Ok(have)
+    }
+}
+
+/// The `ip -batch` lines turning the routes we have into the routes we want (empty when in
+/// sync): stale ones deleted, missing or changed ones replaced.
+pub(crate) fn sync_script(
+    have: &BTreeMap<Ipv4Cidr, Option<Ipv4Addr>>,
+    want: &BTreeMap<Ipv4Cidr, Ipv4Addr>,
+) -> String {
+    let mut script = String::new();
+    for dst in have.keys().filter(|d| !want.contains_key(d)) {
+        script.push_str(&format!("route del {dst} proto {ROUTE_PROTO}\n"));
+    }
+    for (dst, via) in want {
+        if have.get(dst) != Some(&Some(*via)) {
+            script.push_str(&format!(
+                "route replace {dst} via {via} proto {ROUTE_PROTO}\n"
+            ));
+        }
+    }
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Ipv4Cidr {
+        Ipv4Cidr::parse(s).unwrap()
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn sync_script_table() {
+        let cases: Vec<(&str, Vec<(&str, Option<&str>)>, Vec<(&str, &str)>, &str)> = vec![
+            (
+                "in sync",
+                vec![("10.244.2.0/24", Some("10.0.0.2"))],
+                vec![("10.244.2.0/24", "10.0.0.2")],
+                "",
+            ),
+            (
+                "new node",
+                vec![],
+                vec![("10.244.2.0/24", "10.0.0.2")],
+                "route replace 10.244.2.0/24 via 10.0.0.2 proto 116\n",
+            ),
+            (
+                "node left",
+                vec![("10.244.2.0/24", Some("10.0.0.2"))],
+                vec![],
+                "route del 10.244.2.0/24 proto 116\n",
+            ),
+            (
+                "node IP changed",
+                vec![("10.244.2.0/24", Some("10.0.0.2"))],
+                vec![("10.244.2.0/24", "10.0.0.9")],
+                "route replace 10.244.2.0/24 via 10.0.0.9 proto 116\n",
+            ),
+            (
+                "route without gateway is fixed",
+                vec![("10.244.2.0/24", None)],
+                vec![("10.244.2.0/24", "10.0.0.2")],
+                "route replace 10.244.2.0/24 via 10.0.0.2 proto 116\n",
+            ),
+        ];
+        for (name, have, want, script) in cases {
+            let have = have.into_iter().map(|(d, g)| (c(d), g.map(ip))).collect();
+            let want = want.into_iter().map(|(d, g)| (c(d), ip(g))).collect();
+            assert_eq!(sync_script(&have, &want), script, "{name}");
+        }
     }
 }
