@@ -399,14 +399,23 @@ impl Agent {
         let registered = node::register(&client, &node, &host)
             .await
             .context("registering the node")?;
-        let pod_cidr = registered
+        let mut pod_cidr = registered
             .spec
             .as_ref()
             .and_then(|s| s.pod_cidr.clone())
-            .or_else(|| node.pod_cidr.clone())
-            .context(
-                "the node has no podCIDR: pass --pod-cidr or let the control plane allocate one",
-            )?;
+            .or_else(|| node.pod_cidr.clone());
+        // Without a flag, wait for the control plane's node IPAM to allocate one.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while pod_cidr.is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let nodes: Api<tug_proto::core::v1::Node> = Api::all(client.clone());
+            if let Ok(n) = nodes.get(&node.name).await {
+                pod_cidr = n.spec.and_then(|s| s.pod_cidr);
+            }
+        }
+        let pod_cidr = pod_cidr.context(
+            "the node has no podCIDR after 60 s: pass --pod-cidr, or run tug-controllers (its node IPAM allocates one)",
+        )?;
         node.pod_cidr = Some(pod_cidr.clone());
         save_node_state(
             &root,
