@@ -90,9 +90,12 @@ mod tests {
         s.parse().unwrap()
     }
 
+    type Have = Vec<(&'static str, Option<&'static str>)>;
+    type Want = Vec<(&'static str, &'static str)>;
+
     #[test]
     fn sync_script_table() {
-        let cases: Vec<(&str, Vec<(&str, Option<&str>)>, Vec<(&str, &str)>, &str)> = vec![
+        let cases: Vec<(&str, Have, Want, &str)> = vec![
             (
                 "in sync",
                 vec![("10.244.2.0/24", Some("10.0.0.2"))],
