@@ -194,11 +194,13 @@ impl Volumes {
             let kind = Kind::of(vol).map_err(|reason| set_up(vol, reason))?;
             let dir = self.volume_dir(uid, kind, &vol.name);
             match kind {
-                Kind::EmptyDir => setup_empty_dir(vol, &dir).map_err(|r| set_up(vol, r))?,
+                Kind::EmptyDir => {
+                    setup_empty_dir(vol, &dir, fs_group(pod)).map_err(|r| set_up(vol, r))?
+                }
                 Kind::HostPath => setup_host_path(vol).map_err(|r| set_up(vol, r))?,
                 _ => {
                     let payload = self.payload(pod, vol, kind).await?;
-                    self.write_files(vol, kind, &dir, &payload)?;
+                    self.write_files(pod, vol, kind, &dir, &payload)?;
                 }
             }
         }
@@ -220,7 +222,7 @@ impl Volumes {
             }
             let dir = self.volume_dir(uid, kind, &vol.name);
             let result = match self.payload(pod, vol, kind).await {
-                Ok(payload) => self.write_files(vol, kind, &dir, &payload),
+                Ok(payload) => self.write_files(pod, vol, kind, &dir, &payload),
                 Err(e) => Err(e),
             };
             match result {
@@ -303,8 +305,19 @@ impl Volumes {
         host_fs::remove_tree_same_fs(&dir).map_err(err)
     }
 
-    /// The payload of a configMap, secret, downwardAPI or projected volume.
+    /// The payload of a configMap, secret, downwardAPI or projected volume; with an
+    /// fsGroup, files are also group-readable (the kubelet's `SetVolumeOwnership`).
     async fn payload(&self, pod: &Pod, vol: &Volume, kind: Kind) -> Result<Payload> {
+        let mut payload = self.source_payload(pod, vol, kind).await?;
+        if fs_group(pod).is_some() {
+            for file in payload.values_mut() {
+                file.mode |= 0o440;
+            }
+        }
+        Ok(payload)
+    }
+
+    async fn source_payload(&self, pod: &Pod, vol: &Volume, kind: Kind) -> Result<Payload> {
         let ns = pod.metadata.namespace();
         let fail = |reason: String| set_up(vol, reason);
         match kind {
@@ -384,14 +397,27 @@ impl Volumes {
         }
     }
 
-    fn write_files(&self, vol: &Volume, kind: Kind, dir: &Path, payload: &Payload) -> Result<bool> {
+    fn write_files(
+        &self,
+        pod: &Pod,
+        vol: &Volume,
+        kind: Kind,
+        dir: &Path,
+        payload: &Payload,
+    ) -> Result<bool> {
         let fail = |what: &str, e: io::Error| set_up(vol, format!("{what} {}: {e}", dir.display()));
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         fs::create_dir_all(dir).map_err(|e| fail("creating", e))?;
         if kind.on_tmpfs_when_root() && nix::unistd::geteuid().is_root() {
             host_fs::mount_tmpfs(dir, None, 0o755).map_err(|e| fail("mounting tmpfs at", e))?;
         }
+        let gid = fs_group(pod);
+        if gid.is_some() {
+            std::os::unix::fs::chown(dir, None, gid)
+                .map_err(|e| fail("changing the group of", e))?;
+        }
         AtomicWriter::new(dir)
+            .with_gid(gid)
             .write(payload)
             .map_err(|e| fail("writing files into", e))
     }
@@ -431,15 +457,18 @@ fn set_up(vol: &Volume, reason: String) -> Error {
     }
 }
 
-fn setup_empty_dir(vol: &Volume, dir: &Path) -> Result<(), String> {
+/// The pod's `securityContext.fsGroup`: volumes are made group-accessible to it.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    let gid = pod.spec.as_ref()?.security_context.as_ref()?.fs_group?;
+    u32::try_from(gid).ok()
+}
+
+fn setup_empty_dir(vol: &Volume, dir: &Path, fs_group: Option<u32>) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let src = vol.empty_dir.clone().unwrap_or_default();
-    match src.medium.as_deref().unwrap_or("") {
-        "" => {
-            // World-writable like the kubelet's, so any container user can write.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o777))
-                .map_err(|e| format!("setting permissions of {}: {e}", dir.display()))
-        }
+    let result = match src.medium.as_deref().unwrap_or("") {
+        // World-writable like the kubelet's, so any container user can write.
+        "" => Ok(()),
         "Memory" => {
             let size = match &src.size_limit {
                 Some(q) if !q.is_zero() => Some(
@@ -455,7 +484,19 @@ fn setup_empty_dir(vol: &Volume, dir: &Path) -> Result<(), String> {
         other => Err(format!(
             "emptyDir medium {other:?} is not supported: use \"\" (node disk) or \"Memory\""
         )),
-    }
+    };
+    result?;
+    // With an fsGroup: owned by that group, and setgid so new files inherit it.
+    let mode = match fs_group {
+        Some(gid) => {
+            std::os::unix::fs::chown(dir, None, Some(gid))
+                .map_err(|e| format!("changing the group of {}: {e}", dir.display()))?;
+            0o2777
+        }
+        None => 0o777,
+    };
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("setting permissions of {}: {e}", dir.display()))
 }
 
 /// The kubelet's hostPath type check (`checkTypeInternal`), with its messages.

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 const DATA_DIR: &str = "..data";
@@ -74,13 +74,21 @@ pub fn validate_path(path: &str) -> Result<(), String> {
 /// Writes payloads into one target dir.
 pub struct AtomicWriter {
     target: PathBuf,
+    gid: Option<u32>,
 }
 
 impl AtomicWriter {
     pub fn new(target: impl Into<PathBuf>) -> Self {
         AtomicWriter {
             target: target.into(),
+            gid: None,
         }
+    }
+
+    /// Files and dirs of new payloads get this group (the pod's fsGroup).
+    pub fn with_gid(mut self, gid: Option<u32>) -> Self {
+        self.gid = gid;
+        self
     }
 
     /// Makes the target dir show exactly `payload`. Returns whether anything changed
@@ -106,7 +114,7 @@ impl AtomicWriter {
 
         let ts_name = self.new_ts_dir()?;
         let ts_dir = self.target.join(&ts_name);
-        let written = write_payload(&ts_dir, payload);
+        let written = write_payload(&ts_dir, payload, self.gid);
         if let Err(e) = written {
             let _ = fs::remove_dir_all(&ts_dir);
             return Err(e);
@@ -215,16 +223,28 @@ fn is_plain_name(p: &Path) -> bool {
     matches!(comps.next(), Some(Component::Normal(_))) && comps.next().is_none()
 }
 
-fn write_payload(dir: &Path, payload: &Payload) -> io::Result<()> {
+fn write_payload(dir: &Path, payload: &Payload, gid: Option<u32>) -> io::Result<()> {
+    if gid.is_some() {
+        chown(dir, None, gid)?;
+    }
     for (path, file) in payload {
         let dest = dir.join(path);
         if let Some(parent) = dest.parent() {
             if parent != dir {
                 fs::create_dir_all(parent)?;
                 fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
+                if gid.is_some() {
+                    // Every level between `dir` and the file.
+                    for p in parent.ancestors().take_while(|p| *p != dir) {
+                        chown(p, None, gid)?;
+                    }
+                }
             }
         }
         fs::write(&dest, &file.data)?;
+        if gid.is_some() {
+            chown(&dest, None, gid)?;
+        }
         fs::set_permissions(&dest, fs::Permissions::from_mode(file.mode & 0o7777))?;
     }
     Ok(())

@@ -417,3 +417,46 @@ async fn unsupported_volume_types_fail_setup_with_a_clear_reason() {
     );
     assert_eq!(err.event_reason(), "FailedMount");
 }
+
+#[tokio::test]
+async fn fs_group_makes_volumes_group_owned_and_readable() {
+    use std::os::unix::fs::MetadataExt;
+    if !is_root() {
+        eprintln!("skipped: changing a file's group needs root");
+        return;
+    }
+    let mut env = Env::new();
+    let info = Volume {
+        name: "info".into(),
+        downward_api: Some(DownwardAPIVolumeSource {
+            items: vec![DownwardAPIVolumeFile {
+                path: "deep/name".into(),
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.name".into(),
+                }),
+                resource_field_ref: None,
+                mode: None,
+            }],
+            default_mode: Some(0o400),
+        }),
+        ..Default::default()
+    };
+    let mut pod = env.pod("uid-8", vec![empty_dir("scratch"), info], vec![]);
+    pod.spec.as_mut().unwrap().security_context = Some(tug_proto::core::v1::PodSecurityContext {
+        fs_group: Some(1234),
+        ..Default::default()
+    });
+    env.volumes.setup(&pod).await.unwrap();
+    let vdir = env.volumes.volumes_dir("uid-8");
+    let scratch = fs::metadata(vdir.join("empty-dir/scratch")).unwrap();
+    assert_eq!(scratch.gid(), 1234);
+    assert_eq!(scratch.mode() & 0o7777, 0o2777);
+    let file = fs::metadata(vdir.join("downward-api/info/deep/name")).unwrap();
+    assert_eq!(file.gid(), 1234);
+    assert_eq!(file.mode() & 0o777, 0o440);
+    let deep = fs::metadata(vdir.join("downward-api/info/deep")).unwrap();
+    assert_eq!(deep.gid(), 1234);
+    // The group-read bit is part of the payload: a refresh does not rewrite.
+    assert!(!env.volumes.refresh(&pod).await.unwrap());
+}
