@@ -19,6 +19,7 @@
 //! - `node.rs`: Node registration, Lease and node status.
 //! - `identity.rs`: the node's client and serving certificates.
 //! - `server/` + `backend.rs`: the HTTPS logs/exec endpoint the apiserver proxies to.
+//! - `proxy/`: Services -> nftables (ClusterIP, NodePort, affinity), kube-proxy's job.
 
 pub mod agent;
 pub mod backend;
@@ -27,6 +28,7 @@ pub mod identity;
 pub mod node;
 pub mod podfiles;
 pub mod probe;
+pub mod proxy;
 pub mod record;
 pub mod server;
 pub mod spec;
