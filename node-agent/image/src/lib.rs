@@ -11,6 +11,7 @@
 //! - [`registry`]: pulling from OCI / Docker v2 registries; pull-secret credentials.
 //! - [`store`]: [`ImageStore`]: image records, import, pull, rootfs, GC, disk usage.
 //! - [`rootfs`]: overlay mount and teardown of a container's root filesystem.
+//! - [`user`]: the image's User resolved in the rootfs; command/args and env merging.
 //! - [`layout`]: building images in memory and writing image tarballs.
 //! - [`demo`]: the demo images of `manifests/images/` (`tug-image build-demo`).
 //!
@@ -28,7 +29,9 @@ pub mod reference;
 pub mod registry;
 pub mod rootfs;
 pub mod store;
+pub mod user;
 
 pub use reference::normalize;
 pub use registry::{auth_from_docker_config, PullOptions, RegistryAuth};
-pub use store::{Error, Image, ImageConfig, ImageStore, Result};
+pub use store::{Error, FsStats, Image, ImageConfig, ImageStore, Result};
+pub use user::{resolve_user, Identity};

@@ -1,7 +1,7 @@
 //! The image store: image records (references -> manifest and config), unpacked layers
 //! shared by all images, import, pull, removal, garbage collection and disk usage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -127,6 +127,16 @@ struct Inner {
     blobs: BlobStore,
     layers: PathBuf,
     state: Mutex<State>,
+    /// One pull per reference at a time: pods starting together wait for the first
+    /// pull instead of downloading the same blobs in parallel.
+    pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Size and free space of the file system holding the store (for disk-pressure GC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub capacity_bytes: u64,
+    pub available_bytes: u64,
 }
 
 /// The image store of one node, rooted at a directory:
@@ -344,6 +354,7 @@ impl ImageStore {
                 records: Vec::new(),
                 active: 0,
             }),
+            pulls: Mutex::new(HashMap::new()),
         };
         let index = inner.index_path();
         match fs::read(&index) {
@@ -397,6 +408,12 @@ impl ImageStore {
         opts: &PullOptions,
     ) -> Result<Image> {
         let r = Reference::parse(reference)?;
+        let lock = {
+            let mut pulls = self.inner.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            pulls.retain(|_, l| Arc::strong_count(l) > 1);
+            pulls.entry(r.to_string()).or_default().clone()
+        };
+        let _serialized = lock.lock().await;
         let _active = self.inner.begin();
         let pulled = registry::pull(&self.inner.blobs, &r, auth, opts).await?;
         let inner = self.inner.clone();
@@ -574,6 +591,19 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Capacity and free space of the store's file system.
+    pub fn fs_stats(&self) -> Result<FsStats> {
+        let st = nix::sys::statvfs::statvfs(&self.inner.root).map_err(|e| Error::Io {
+            path: self.inner.root.clone(),
+            source: io::Error::from(e),
+        })?;
+        let frag = st.fragment_size() as u64;
+        Ok(FsStats {
+            capacity_bytes: st.blocks() as u64 * frag,
+            available_bytes: st.blocks_available() as u64 * frag,
+        })
+    }
+
     /// Bytes used by the store (blobs, unpacked layers, records).
     pub fn disk_usage(&self) -> Result<u64> {
         Ok(layer::tree_size(&self.inner.root))
@@ -589,5 +619,24 @@ impl ImageStore {
                 .map(|l| self.inner.layer_dir(&l.diff_id))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_store_and_its_pull_future_can_move_across_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        assert_send(&store);
+        let opts = PullOptions::default();
+        let fut = store.pull("busybox", None, &opts);
+        assert_send(&fut);
+        let stats = store.fs_stats().unwrap();
+        assert!(stats.capacity_bytes >= stats.available_bytes && stats.capacity_bytes > 0);
     }
 }

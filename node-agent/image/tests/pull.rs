@@ -406,3 +406,21 @@ async fn a_corrupt_layer_from_the_registry_is_rejected() {
         .join(&img.layers[0].0[7..])
         .exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pulls_of_one_image_both_succeed() {
+    let reg = Registry::start(Auth::Anonymous).await;
+    let img = two_layer_image(true);
+    reg.push("app", "1", &img);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let opts = PullOptions::default();
+    let reference = reg.reference("app:1");
+    let (a, b) = tokio::join!(
+        store.pull(&reference, None, &opts),
+        store.pull(&reference, None, &opts)
+    );
+    assert_eq!(a.unwrap().id, img.config_digest);
+    assert_eq!(b.unwrap().id, img.config_digest);
+    assert_eq!(store.list().len(), 1);
+}
