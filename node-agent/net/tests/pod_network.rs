@@ -727,3 +727,93 @@ fn concurrent_setups_get_unique_addresses_and_the_configured_mtu() {
         assert!(node.netns_of_node().is_empty());
     });
 }
+
+/// Wires two nodes with a veth pair: `a_ip/24` in `a`, `b_ip/24` in `b` (their "LAN").
+fn link_nodes(a: &Node, b: &Node, a_ip: &str, b_ip: &str) {
+    let (x, y) = (unique("la"), unique("lb"));
+    let (x, y) = (&x[..x.len().min(15)], &y[..y.len().min(15)]);
+    sh(&[
+        "ip", "-n", &a.ns, "link", "add", x, "type", "veth", "peer", "name", y, "netns", &b.ns,
+    ])
+    .unwrap();
+    sh(&[
+        "ip",
+        "-n",
+        &a.ns,
+        "addr",
+        "add",
+        &format!("{a_ip}/24"),
+        "dev",
+        x,
+    ])
+    .unwrap();
+    sh(&[
+        "ip",
+        "-n",
+        &b.ns,
+        "addr",
+        "add",
+        &format!("{b_ip}/24"),
+        "dev",
+        y,
+    ])
+    .unwrap();
+    sh(&["ip", "-n", &a.ns, "link", "set", x, "up"]).unwrap();
+    sh(&["ip", "-n", &b.ns, "link", "set", y, "up"]).unwrap();
+}
+
+/// A TCP server in a pod namespace that answers each connection with the client's IP.
+fn serve_peer_ip_in(netns: &Path, port: u16) {
+    let netns = netns.to_path_buf();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        setns(File::open(&netns).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        ready_tx.send(()).unwrap();
+        for mut conn in listener.incoming().flatten() {
+            let peer = conn
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            let _ = conn.write_all(peer.as_bytes());
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listener in pod netns");
+}
+
+#[test]
+fn pods_on_two_nodes_reach_each_other_over_host_gw_routes_with_their_own_ip() {
+    let (Some(n1), Some(n2)) = (Node::new(), Node::new()) else {
+        return;
+    };
+    link_nodes(&n1, &n2, "192.168.91.1", "192.168.91.2");
+    let (net1, a) = n1.run(|| {
+        let net = Network::new(n1.config("10.244.1.0/24")).unwrap();
+        net.set_node_routes(&[("10.244.2.0/24".into(), "192.168.91.2".parse().unwrap())])
+            .unwrap();
+        let a = net.setup_pod("pod-a").unwrap();
+        (net, a)
+    });
+    let (net2, b) = n2.run(|| {
+        let net = Network::new(n2.config("10.244.2.0/24")).unwrap();
+        net.set_node_routes(&[("10.244.1.0/24".into(), "192.168.91.1".parse().unwrap())])
+            .unwrap();
+        let b = net.setup_pod("pod-b").unwrap();
+        (net, b)
+    });
+    ping(a.netns.file_name().unwrap().to_str().unwrap(), b.ip).unwrap();
+    serve_peer_ip_in(&b.netns, 9000);
+    let seen = in_netns(a.netns.file_name().unwrap().to_str().unwrap(), || {
+        tcp_get(SocketAddr::from((b.ip, 9000)))
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        a.ip.to_string(),
+        "no NAT inside the cluster: B sees A's pod IP"
+    );
+    n1.run(|| net1.cleanup_all().unwrap());
+    n2.run(|| net2.cleanup_all().unwrap());
+}
