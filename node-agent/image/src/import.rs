@@ -99,9 +99,12 @@ pub fn read_archive(blobs: &BlobStore, path: &Path) -> Result<Vec<Found>> {
         }
         if let Some(hex) = name.strip_prefix("blobs/sha256/") {
             let digest = format!("sha256:{hex}");
-            blobs
-                .put_reader(&mut entry, Some(&digest))
-                .map_err(blob_err)?;
+            // Re-importing a tarball (or one sharing layers) skips what the store has.
+            if !blobs.has(&digest) {
+                blobs
+                    .put_reader(&mut entry, Some(&digest))
+                    .map_err(blob_err)?;
+            }
             stored.insert(name, digest);
         } else if !name.ends_with(".tar") && entry.header().size().unwrap_or(0) <= MAX_METADATA {
             let mut bytes = Vec::new();

@@ -141,6 +141,9 @@ pub struct FsStats {
 
 /// The image store of one node, rooted at a directory:
 /// `blobs/sha256/<hex>`, `layers/<diff-id hex>/`, `images.json`, `tmp/`.
+///
+/// One process owns a store at a time (records are loaded at `open`, in-flight temp
+/// files are swept there); clones share one store and are cheap.
 #[derive(Clone)]
 pub struct ImageStore {
     inner: Arc<Inner>,
@@ -320,6 +323,29 @@ impl Inner {
                         .any(|n| Reference::parse(n).is_ok_and(|p| p.name() == r.name())))
         })
     }
+}
+
+/// Layer dir names used as lower dirs by overlays mounted in this mount namespace: a
+/// safety net for a caller that forgets an image in `gc`'s `in_use`.
+fn mounted_layers(layers: &Path) -> HashSet<String> {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return HashSet::new();
+    };
+    let prefix = format!("{}/", layers.display());
+    let mut out = HashSet::new();
+    for line in mountinfo.lines().filter(|l| l.contains(" - overlay ")) {
+        for opt in line.rsplit(' ').next().unwrap_or("").split(',') {
+            let Some(lower) = opt.strip_prefix("lowerdir=") else {
+                continue;
+            };
+            for dir in lower.split(':') {
+                if let Some(name) = dir.strip_prefix(&prefix) {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn now() -> u64 {
@@ -578,9 +604,10 @@ impl ImageStore {
             }
         }
         let dir = &self.inner.layers;
+        let mounted = mounted_layers(dir);
         for e in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name == "empty" || keep_layers.contains(&name) {
+            if name == "empty" || keep_layers.contains(&name) || mounted.contains(&name) {
                 continue;
             }
             let p = e.path();

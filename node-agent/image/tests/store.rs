@@ -274,3 +274,31 @@ fn a_single_layer_image_gets_an_overlay_rootfs() {
     fs::write(rootfs.join("new"), b"w").unwrap();
     assert!(c.join("upper/new").is_file());
 }
+
+#[test]
+fn gc_keeps_the_layers_of_a_mounted_rootfs_even_if_its_image_is_not_in_use() {
+    if !is_root() {
+        eprintln!("skipped: mounting overlays needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("store")).unwrap();
+    let mut tar = Vec::new();
+    write_oci_layout(&mut tar, &[("app:1", &one_layer_image(b"mounted"))]).unwrap();
+    let path = dir.path().join("a.tar");
+    write(&path, tar);
+    let image = store.import(&path).unwrap().remove(0);
+    let layer = store.layer_dirs(&image).unwrap().remove(0);
+    let c = dir.path().join("c");
+    {
+        let (_g, rootfs) = RootfsGuard::prepare(&store, &image, &c);
+        assert_eq!(
+            store.gc(&HashSet::new(), u64::MAX).unwrap(),
+            vec![image.id.clone()]
+        );
+        assert!(layer.is_dir(), "a mounted lower dir survives gc");
+        assert_eq!(fs::read(rootfs.join("data")).unwrap(), b"mounted");
+    }
+    store.gc(&HashSet::new(), 0).unwrap();
+    assert!(!layer.exists(), "collected once unmounted");
+}
