@@ -38,6 +38,7 @@ impl Network {
     /// Existing pods keep their namespaces and addresses.
     pub fn new(cfg: NetConfig) -> Result<Self> {
         let net = Network::open(cfg)?;
+        warn_if_private_mount_namespace();
         net.ensure_bridge()?;
         sysctl::set("net/ipv4/ip_forward", "1")?;
         sysctl::set(
@@ -327,6 +328,20 @@ impl Network {
             "addr replace {want} dev {br}\nlink set dev {br} up\n"
         ));
         ip_batch(None, &script)
+    }
+}
+
+/// Pod namespaces are bind mounts under /run/netns. In a private mount namespace (an agent
+/// started with `ip netns exec`) they are invisible to the host and vanish with the agent
+/// process, so a restarted agent cannot re-adopt its pods: say so loudly.
+fn warn_if_private_mount_namespace() {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let init = std::fs::read_link("/proc/1/ns/mnt").ok();
+    if ours.is_some() && init.is_some() && ours != init {
+        warn!(
+            "the agent runs in its own mount namespace (e.g. started by `ip netns exec`): pod network \
+             namespaces will not survive an agent restart; start it with `nsenter --net=<netns>` instead"
+        );
     }
 }
 
