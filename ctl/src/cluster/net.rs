@@ -210,7 +210,13 @@ pub fn delete_node(n: &NodeState) -> anyhow::Result<()> {
         ip(&["netns", "delete", &n.netns])?;
     }
     if link_exists(&n.veth) {
-        ip(&["link", "delete", "dev", &n.veth])?;
+        // The kernel removes the host end shortly after the namespace: it may vanish
+        // between the check and the delete.
+        if let Err(e) = ip(&["link", "delete", "dev", &n.veth]) {
+            if link_exists(&n.veth) {
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

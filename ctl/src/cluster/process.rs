@@ -51,6 +51,9 @@ pub fn spawn(st: &ClusterState, n: &NodeState, spec: &ProcessSpec) -> anyhow::Re
         .arg(&n.name)
         .args(&spec.argv)
         .current_dir(&dir)
+        // Programs that take their identity from $HOSTNAME (leader election ids) must see
+        // the node's name, not the host's.
+        .env("HOSTNAME", &n.name)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
