@@ -1,6 +1,7 @@
 //! tug's end-to-end harness and benchmark building blocks.
 //!
 //! # Layout
+//! - `cluster`: a local multi-node cluster made by `tug cluster create` (needs root).
 //! - `load`: a bounded closed-loop load generator (throughput, p50/p99).
 //! - `etcd`: a 3-member etcd cluster on loopback, the store benchmark's yardstick.
 //! - `tugcp`: a tug control plane as separate replica processes on loopback (the calling
@@ -10,6 +11,7 @@
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
+pub mod cluster;
 pub mod etcd;
 pub mod load;
 pub mod ports;
