@@ -5,6 +5,7 @@
 //! - `lib.rs`: global flags ([`Cli`]), the shared [`Ctx`], and [`run`].
 //! - One file per verb: `apply.rs`, `get.rs`, `delete.rs`, `logs.rs`, `exec.rs` (exec's
 //!   `Dialer`, a raw HTTP/1.1 connection for streams and WebSockets, serves logs too).
+//! - `cluster/`: `tug cluster ...`, local multi-node clusters (no kubeconfig needed).
 //! - `kinds.rs`: names users type (`po`, `deploy`, `deployments.apps`) and manifest
 //!   `apiVersion`/`kind` to REST facts, with each kind's strict decoder.
 //! - `manifest.rs`: reading files/dirs/stdin, splitting on `---`, local decoding with
@@ -12,6 +13,7 @@
 //! - `printer.rs`: Table, YAML, JSON and name output.
 
 pub mod apply;
+pub mod cluster;
 pub mod delete;
 pub mod exec;
 pub mod get;
@@ -56,6 +58,8 @@ pub enum Command {
     Logs(logs::Args),
     /// Run a command in a container: `tug exec [-i] [-t] POD [-c C] -- CMD...`.
     Exec(exec::Args),
+    /// Local clusters: create, list, kubeconfig, stop-node, start-node, delete.
+    Cluster(cluster::Args),
 }
 
 /// What every verb needs: the client, the namespace, and where to write.
@@ -123,6 +127,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Returns `Ok(false)` when the verb reported per-object failures itself.
 async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<bool> {
+    // Verbs that need no cluster run before the kubeconfig is loaded.
+    if let Command::Cluster(args) = &cli.command {
+        return cluster::run(args, out, err).await;
+    }
     let config = Config::load(&LoadOptions {
         kubeconfig: cli.kubeconfig.clone(),
         context: cli.context.clone(),
@@ -146,6 +154,7 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Delete(args) => delete::run(&mut ctx, args).await?,
         Command::Logs(args) => logs::run(&mut ctx, &cli, args).await?,
         Command::Exec(args) => exec::run(&mut ctx, &cli, args).await?,
+        Command::Cluster(_) => true,
     };
     ctx.out.flush()?;
     Ok(ok)
