@@ -39,6 +39,20 @@ enum Cmd {
     /// One control-plane replica (started by the two benchmarks themselves).
     #[command(name = tugcp::REPLICA_SUBCOMMAND, hide = true)]
     Replica(ReplicaArgs),
+    /// `tug cluster create` to all nodes Ready, then `tug cluster delete` (needs root and
+    /// release builds of tug and the component binaries).
+    Cluster(ClusterBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct ClusterBenchArgs {
+    #[arg(long, default_value_t = 3)]
+    control_planes: usize,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// The cluster's name.
+    #[arg(long, default_value = "tug-bench")]
+    name: String,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +126,7 @@ async fn main() -> Result<()> {
         Cmd::Scheduler(args) => {
             until_interrupted(tug_e2e::sched_bench::run(args.nodes, args.pods)).await
         }
+        Cmd::Cluster(args) => cluster_bench(args),
     }
 }
 
@@ -131,6 +146,29 @@ async fn until_interrupted(work: impl Future<Output = Result<()>>) -> Result<()>
         _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C); stopped the processes this benchmark started"),
         _ = term => bail!("terminated (SIGTERM); stopped the processes this benchmark started"),
     }
+}
+
+/// Times `tug cluster create` (it returns when every node is Ready) and `tug cluster
+/// delete`, and checks that delete left nothing.
+fn cluster_bench(args: ClusterBenchArgs) -> Result<()> {
+    use tug_e2e::cluster::{Cluster, Options};
+    let opts = Options::new(&args.name, args.control_planes, args.workers);
+    let started = Instant::now();
+    let cluster = Cluster::create(&opts)?;
+    let create_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "cluster {}: {} nodes Ready in {create_s:.2}s",
+        cluster.name(),
+        cluster.nodes().len()
+    );
+    let footprint = cluster.footprint();
+    let started = Instant::now();
+    cluster.delete()?;
+    let delete_s = started.elapsed().as_secs_f64();
+    let left = footprint.leftovers();
+    ensure!(left.is_empty(), "delete left behind: {left:#?}");
+    println!("cluster: create_s={create_s:.2} delete_s={delete_s:.2}");
+    Ok(())
 }
 
 fn self_exe() -> Result<PathBuf> {
