@@ -119,11 +119,11 @@ impl Network {
     }
 
     /// The network of a pod set up earlier (also by a previous agent process), if its IP is
-    /// allocated and its namespace still exists.
+    /// allocated and its namespace is still mounted (else: call `setup_pod` again).
     pub fn pod(&self, pod_uid: &str) -> Option<PodNetwork> {
         let ip = lock(&self.ipam).get(pod_uid)?;
         let pod = self.pod_network(pod_uid, ip);
-        pod.netns.exists().then_some(pod)
+        crate::pod::netns_is_live(&pod.netns).then_some(pod)
     }
 
     /// Every pod with an allocated IP, as (uid, network), for re-adoption and for tearing

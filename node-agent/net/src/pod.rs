@@ -131,11 +131,10 @@ impl Network {
 /// namespace mount (left after its mount namespace died) is recreated.
 fn ensure_netns(ns: &str) -> Result<()> {
     let path = Path::new(NETNS_DIR).join(ns);
-    if let (Ok(file), Ok(dir)) = (std::fs::metadata(&path), std::fs::metadata(NETNS_DIR)) {
-        // A bind-mounted namespace lives on nsfs: another device than the directory.
-        if file.dev() != dir.dev() {
-            return Ok(());
-        }
+    if netns_is_live(&path) {
+        return Ok(());
+    }
+    if path.exists() {
         warn!(netns = ns, "stale namespace file (not a mount); recreating");
         ignore_not_found(ip(&["netns", "del", ns]).map(drop))?;
     }
@@ -143,5 +142,18 @@ fn ensure_netns(ns: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if is_exists(&e) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether `path` (under [`NETNS_DIR`]) is a mounted network namespace, not just the empty
+/// file left behind when its mount went away.
+pub(crate) fn netns_is_live(path: &Path) -> bool {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
+        // A bind-mounted namespace lives on nsfs: another device than its directory.
+        (Ok(file), Some(Ok(dir))) => file.dev() != dir.dev(),
+        _ => false,
     }
 }

@@ -332,6 +332,14 @@ fn setup_pod_repairs_a_half_made_pod() {
         sh(&["ip", "-n", &ns, "link", "del", "eth0"]).unwrap();
         assert_eq!(net.setup_pod("repair-me").unwrap(), pod);
         ping(&ns, pod.gateway).unwrap();
+        // The namespace mount is gone but its file is left (its mount namespace died):
+        // pod() says so, and setup_pod makes a new namespace with the same address.
+        sh(&["umount", pod.netns.to_str().unwrap()]).unwrap();
+        assert!(pod.netns.exists());
+        assert_eq!(net.pod("repair-me"), None);
+        assert_eq!(net.setup_pod("repair-me").unwrap(), pod);
+        assert_eq!(net.pod("repair-me").as_ref(), Some(&pod));
+        ping(&ns, pod.gateway).unwrap();
         net.cleanup_all().unwrap();
     });
 }
