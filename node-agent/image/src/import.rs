@@ -68,8 +68,13 @@ pub fn read_archive(blobs: &BlobStore, path: &Path) -> Result<Vec<Found>> {
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut stored: HashMap<String, String> = HashMap::new(); // archive path -> digest
     let mut aliases: HashMap<String, String> = HashMap::new(); // symlink -> target path
-    for entry in archive.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
+    let not_tar = |e: io::Error| {
+        fail(format!(
+            "not a tar archive, or a truncated one ({e}); expected an OCI layout or docker save tarball"
+        ))
+    };
+    for entry in archive.entries().map_err(not_tar)? {
+        let mut entry = entry.map_err(not_tar)?;
         let raw = entry.path().map_err(io_err)?.into_owned();
         let Some(name) = clean(&raw) else {
             return Err(fail(format!(
