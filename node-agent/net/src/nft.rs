@@ -1,6 +1,12 @@
 //! The node's nftables table (`table ip tug-<node>`): base NAT chains that jump into one
 //! regular chain per feature (`hostports` now, Services later), each replaced atomically by
 //! flushing and refilling it inside one `nft -f` transaction.
+//!
+//! Services (issue 6) slot in the same way: a `services` chain (ClusterIP: `ip daddr` in
+//! the service CIDR; NodePort: local addresses) jumped to from `prerouting` and `output`
+//! before `hostports`, with per-service chains and `numgen`/maps for load balancing, all
+//! rewritten by one `nft -f` script so the kernel never sees a half-updated rule set;
+//! `cleanup_all` already removes the whole table.
 
 use crate::command;
 use crate::{Ipv4Cidr, Result};
