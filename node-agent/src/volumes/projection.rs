@@ -3,7 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use tug_proto::core::v1::{ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
+use tug_proto::core::v1::{
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, ResourceFieldSelector, Secret,
+};
+use tug_proto::quantity::Format;
+use tug_proto::Quantity;
 
 use super::atomic_writer::{FileProjection, Payload};
 
@@ -96,11 +100,8 @@ pub fn downward_payload(
         let mode = item.mode.unwrap_or(default_mode);
         let value = if let Some(f) = &item.field_ref {
             field_value(pod, &f.field_path)?
-        } else if item.resource_field_ref.is_some() {
-            return Err(format!(
-                "downwardAPI item {:?}: resourceFieldRef is not supported by tug; use fieldRef",
-                item.path
-            ));
+        } else if let Some(r) = &item.resource_field_ref {
+            resource_value(pod, r)?
         } else {
             return Err(format!(
                 "downwardAPI item {:?}: set fieldRef.fieldPath",
@@ -139,6 +140,75 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String, String> {
         other => return Err(format!("unsupported fieldPath: {other}")),
     };
     Ok(v)
+}
+
+/// A container's resource for a downwardAPI file (the kubelet's
+/// `ExtractContainerResourceValue`): CPU in units of the divisor (default 1 core) and
+/// memory in units of the divisor (default 1 byte), rounded up. An unset limit is the
+/// node's capacity, as the kubelet fills in node allocatable.
+pub fn resource_value(pod: &Pod, sel: &ResourceFieldSelector) -> Result<String, String> {
+    let name = sel
+        .container_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "resourceFieldRef {:?}: containerName is required in volumes",
+                sel.resource
+            )
+        })?;
+    let spec = pod.spec.as_ref();
+    let container = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter()))
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("resourceFieldRef: container {name:?} not found in the pod"))?;
+    let resources = container.resources.clone().unwrap_or_default();
+    let (map, key) = match sel.resource.split_once('.') {
+        Some(("limits", key)) => (&resources.limits, key),
+        Some(("requests", key)) => (&resources.requests, key),
+        _ => return Err(format!("unsupported container resource : {}", sel.resource)),
+    };
+    let divisor = sel
+        .divisor
+        .filter(|d| !d.is_zero())
+        .unwrap_or_else(|| Quantity::new(1, Format::DecimalSI));
+    let is_limit = sel.resource.starts_with("limits.");
+    let amount = |default_capacity: fn() -> Quantity| match map.get(key) {
+        Some(q) => *q,
+        None if is_limit => default_capacity(),
+        None => Quantity::new(0, Format::DecimalSI),
+    };
+    let ceil_div = |a: i64, b: i64| -> i64 {
+        if b <= 0 {
+            return 0;
+        }
+        a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+    };
+    match key {
+        "cpu" => Ok(ceil_div(amount(node_cpu).as_milli(), divisor.as_milli()).to_string()),
+        "memory" | "ephemeral-storage" => {
+            Ok(ceil_div(amount(node_memory).value(), divisor.value()).to_string())
+        }
+        _ => Err(format!("unsupported container resource : {}", sel.resource)),
+    }
+}
+
+fn node_cpu() -> Quantity {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Quantity::new(n as i64, Format::DecimalSI)
+}
+
+fn node_memory() -> Quantity {
+    let kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        })
+        .unwrap_or(0);
+    Quantity::new(kib * 1024, Format::BinarySI)
 }
 
 /// `metadata.labels['app']` -> `app`.
@@ -305,5 +375,61 @@ mod tests {
         assert_eq!(text("annotations"), "note=\"say \\\"hi\\\"\\n\"");
         let err = downward_payload(&pod, &[item("x", "spec.bogus")], DEFAULT_MODE).unwrap_err();
         assert_eq!(err, "unsupported fieldPath: spec.bogus");
+    }
+
+    #[test]
+    fn resource_fields_are_rounded_up_in_divisor_units() {
+        use tug_proto::core::v1::{Container, PodSpec, ResourceRequirements};
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    resources: Some(ResourceRequirements {
+                        limits: [
+                            ("cpu".to_string(), q("250m")),
+                            ("memory".to_string(), q("64Mi")),
+                        ]
+                        .into(),
+                        requests: [("cpu".to_string(), q("100m"))].into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sel = |resource: &str, divisor: Option<&str>| ResourceFieldSelector {
+            container_name: Some("app".into()),
+            resource: resource.into(),
+            divisor: divisor.map(q),
+        };
+        let cases = [
+            (sel("limits.cpu", None), Ok("1".to_string())),
+            (sel("limits.cpu", Some("1m")), Ok("250".to_string())),
+            (sel("requests.cpu", Some("1m")), Ok("100".to_string())),
+            (sel("limits.memory", Some("1Mi")), Ok("64".to_string())),
+            (
+                sel("limits.memory", None),
+                Ok((64 * 1024 * 1024).to_string()),
+            ),
+            (sel("requests.memory", None), Ok("0".to_string())),
+            (
+                sel("limits.gpu", None),
+                Err("unsupported container resource : limits.gpu".to_string()),
+            ),
+        ];
+        for (s, want) in cases {
+            assert_eq!(resource_value(&pod, &s), want, "{}", s.resource);
+        }
+        // An unset limit is the node's capacity.
+        let mut unset = pod.clone();
+        unset.spec.as_mut().unwrap().containers[0].resources = None;
+        let cpus: i64 = resource_value(&unset, &sel("limits.cpu", None))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cpus >= 1);
     }
 }
