@@ -302,3 +302,52 @@ fn gc_keeps_the_layers_of_a_mounted_rootfs_even_if_its_image_is_not_in_use() {
     store.gc(&HashSet::new(), 0).unwrap();
     assert!(!layer.exists(), "collected once unmounted");
 }
+
+#[test]
+fn docker_25_save_tarballs_take_their_names_from_manifest_json() {
+    // Docker >= 25 writes an OCI layout whose index.json names only the tag, plus a
+    // manifest.json with the full RepoTags and blob paths.
+    let img = one_layer_image(b"docker25");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, path, data).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    let blob_path = |d: &str| format!("blobs/sha256/{}", &d[7..]);
+    add(&blob_path(&img.manifest_digest), &img.manifest);
+    add(&blob_path(&img.config_digest), &img.config);
+    for (d, b) in &img.layers {
+        add(&blob_path(d), b);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": img.manifest_digest,
+            "size": img.manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "1.0"}
+        }]
+    });
+    add("index.json", &serde_json::to_vec(&index).unwrap());
+    let manifest = serde_json::json!([{
+        "Config": blob_path(&img.config_digest),
+        "RepoTags": ["myapp:1.0"],
+        "Layers": img.layers.iter().map(|(d, _)| blob_path(d)).collect::<Vec<_>>(),
+    }]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    let bytes = tar.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("save.tar");
+    write(&path, bytes);
+    let store = ImageStore::open(&dir.path().join("store")).unwrap();
+    let images = store.import(&path).unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(
+        images[0].references,
+        vec!["docker.io/library/myapp:1.0".to_string()]
+    );
+    assert_eq!(images[0].id, img.config_digest);
+}
