@@ -14,10 +14,21 @@ use crate::{Error, Resources, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// v1 controllers tug creates pod cgroups in (the ones libcontainer puts containers in
-/// that matter for limits and accounting).
+/// v1 controllers: every one libcontainer puts a container's cgroup in, so pod cgroups
+/// parent them all and cleanup finds them all.
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "devices",
+    "freezer",
+    "blkio",
+    "hugetlb",
+    "perf_event",
+    "net_cls",
+    "net_prio",
 ];
 
 /// Which cgroup hierarchy this host uses for resource control. A hybrid host (v1

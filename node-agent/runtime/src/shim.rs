@@ -29,7 +29,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -369,22 +368,18 @@ fn reap(pid: Pid) -> Option<WaitStatus> {
     }
 }
 
-/// Removes libcontainer's state dir and the container's cgroup.
+/// Removes libcontainer's state dir and the container's cgroup. Done here rather than
+/// by libcontainer's `delete`, which for a stopped container does the same two things
+/// but first builds a cgroup manager that re-reads mountinfo once per controller.
 pub(crate) fn cleanup_libcontainer(dir: &Path, cfg: &ShimConfig) {
-    let state_dir = dir.join(records::LIBCONTAINER_ROOT).join(&cfg.id);
-    if state_dir.exists() {
-        match Container::load(state_dir.clone()) {
-            Ok(mut c) => {
-                if let Err(e) = c.delete(true) {
-                    eprintln!("libcontainer delete: {}", error_chain(&e));
-                }
-            }
-            Err(e) => eprintln!("libcontainer load: {}", error_chain(&e)),
-        }
-    }
-    let _ = fs::remove_dir_all(&state_dir);
     if let Err(e) = crate::cgroups::remove_container_cgroup(&cfg.cgroup_path) {
         eprintln!("{e}");
+    }
+    let state_dir = dir.join(records::LIBCONTAINER_ROOT).join(&cfg.id);
+    if let Err(e) = fs::remove_dir_all(&state_dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("removing {}: {e}", state_dir.display());
+        }
     }
 }
 

@@ -572,3 +572,94 @@ fn pod_cgroups_carry_the_limits_and_are_removed() {
     assert!(!cgroup_exists(&parent));
     remove_pod_cgroup(&parent).unwrap();
 }
+
+#[tokio::test]
+async fn user_mounts_readonly_rootfs_and_limits_reach_the_container() {
+    let env = Env::new();
+    let vol = env.dir.path().join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data.txt"), "from-the-host\n").unwrap();
+    let mut cfg = env.config(
+        "limits",
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; cat /data/data.txt; touch /data/x 2>/dev/null || echo data-ro; \
+             touch /scratch/y && echo scratch-rw; touch /z 2>/dev/null || echo root-ro; \
+             echo $GREETING; pwd; sleep 1000",
+        ],
+    );
+    cfg.uid = 1000;
+    cfg.gid = 1001;
+    cfg.cwd = "/tmp".into();
+    cfg.readonly_rootfs = true;
+    cfg.mounts = vec![
+        tug_runtime::Mount {
+            source: vol.clone(),
+            destination: "/data".into(),
+            read_only: true,
+            kind: tug_runtime::MountKind::Bind,
+        },
+        tug_runtime::Mount {
+            source: PathBuf::new(),
+            destination: "/scratch".into(),
+            read_only: false,
+            kind: tug_runtime::MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
+    ];
+    cfg.resources = Resources {
+        memory_limit: Some(64 << 20),
+        cpu_quota: Some(20_000),
+        cpu_period: Some(100_000),
+        cpu_shares: Some(256),
+        pids_limit: Some(32),
+    };
+    env.rt.run(cfg).await.unwrap();
+    let want = [
+        "1000",
+        "1001",
+        "from-the-host",
+        "data-ro",
+        "scratch-rw",
+        "root-ro",
+        "hello",
+        "/tmp",
+    ];
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        got = env.log_lines("limits");
+        if got.len() >= want.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got: Vec<String> = got
+        .iter()
+        .map(|l| l.trim_start_matches("stdout F ").to_string())
+        .collect();
+    assert_eq!(got, want);
+    if tug_runtime::cgroup_mode() == tug_runtime::CgroupMode::V1 {
+        let cg = env.container_cgroup("limits");
+        let read = |c: &str, f: &str| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/{c}/{cg}/{f}"))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "20000");
+        assert_eq!(read("cpu", "cpu.shares"), "256");
+        assert_eq!(read("pids", "pids.max"), "32");
+        assert!(read("devices", "devices.list").contains("c 1:3 rwm"));
+        assert!(!read("devices", "devices.list").contains("a *:* rwm"));
+    }
+    env.rt.kill("limits", 9).await.unwrap();
+    env.rt.wait("limits").await.unwrap();
+    env.rt.remove("limits").await.unwrap();
+    assert!(!cgroup_exists(&env.container_cgroup("limits")));
+}
