@@ -8,6 +8,7 @@
 //!   binary re-executed with a hidden `replica` subcommand).
 //! - `ports`: loopback port picking.
 //! - `sched_bench`: the scheduler throughput benchmark (simulated nodes, real scheduler).
+//! - `runtime_bench`: container run+wait+remove through tug's shim vs runc.
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
@@ -15,5 +16,6 @@ pub mod cluster;
 pub mod etcd;
 pub mod load;
 pub mod ports;
+pub mod runtime_bench;
 pub mod sched_bench;
 pub mod tugcp;

@@ -39,9 +39,17 @@ enum Cmd {
     /// One control-plane replica (started by the two benchmarks themselves).
     #[command(name = tugcp::REPLICA_SUBCOMMAND, hide = true)]
     Replica(ReplicaArgs),
+    /// Container run+wait+remove latency: tug's shim + libcontainer against runc.
+    Runtime(RuntimeArgs),
     /// `tug cluster create` to all nodes Ready, then `tug cluster delete` (needs root and
     /// release builds of tug and the component binaries).
     Cluster(ClusterBenchArgs),
+    /// The container shim (started by the runtime benchmark; handled before clap).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +61,16 @@ struct ClusterBenchArgs {
     /// The cluster's name.
     #[arg(long, default_value = "tug-bench")]
     name: String,
+}
+
+#[derive(Args, Debug)]
+struct RuntimeArgs {
+    /// Containers run through each runtime.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// The runc binary to compare with.
+    #[arg(long, default_value = "runc")]
+    runc: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -106,8 +124,15 @@ struct SchedulerArgs {
     pods: usize,
 }
 
+fn main() -> Result<()> {
+    // The container shim runs libcontainer, which must not run in a multi-threaded
+    // process: it takes over before the tokio runtime exists.
+    tug_runtime::shim::run_if_invoked("shim");
+    async_main()
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn async_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Replica(args) => {
@@ -126,7 +151,15 @@ async fn main() -> Result<()> {
         Cmd::Scheduler(args) => {
             until_interrupted(tug_e2e::sched_bench::run(args.nodes, args.pods)).await
         }
+        Cmd::Runtime(args) => {
+            let shim = tug_runtime::ShimCommand {
+                program: self_exe()?,
+                args: vec!["shim".into()],
+            };
+            until_interrupted(tug_e2e::runtime_bench::run(args.runs, shim, args.runc)).await
+        }
         Cmd::Cluster(args) => cluster_bench(args),
+        Cmd::Shim { .. } => bail!("the shim subcommand runs before argument parsing"),
     }
 }
 
