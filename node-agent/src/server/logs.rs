@@ -522,7 +522,9 @@ mod tests {
 
     #[test]
     fn cri_lines_parse() {
-        let cases: &[(&str, Option<(&str, Stream, bool, &str)>)] = &[
+        /// (line, (timestamp, stream, full, message) or not a CRI line)
+        type Case<'a> = (&'a str, Option<(&'a str, Stream, bool, &'a str)>);
+        let cases: &[Case] = &[
             (
                 "2024-01-02T03:04:05.123456789Z stdout F hello world",
                 Some((

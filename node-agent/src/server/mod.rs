@@ -80,6 +80,9 @@ pub struct ExecRequest {
     pub tty: bool,
 }
 
+/// Sets a terminal's size: (columns, rows).
+pub type Resize = Box<dyn Fn(u16, u16) -> std::io::Result<()> + Send + Sync>;
+
 /// A process started by [`PodBackend::exec`].
 ///
 /// Dropping it (the client went away) must end the process, or at least not leak it: with
@@ -89,7 +92,7 @@ pub struct ExecSession {
     pub stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
     pub stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
     /// Sets the terminal size (columns, rows); `None` without a tty.
-    pub resize: Option<Box<dyn Fn(u16, u16) -> std::io::Result<()> + Send + Sync>>,
+    pub resize: Option<Resize>,
     /// Resolves to the exit code (128 + signal for a signal) once the process ended.
     pub exit: BoxFuture<'static, Result<i32, BackendError>>,
 }

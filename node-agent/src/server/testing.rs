@@ -107,6 +107,7 @@ impl PodBackend for FakeBackend {
         let found = self.get(ns, pod, container);
         self.execs.lock().unwrap().push(req.clone());
         let resizes = self.resizes.clone();
+        let container = container.to_string();
         async move {
             let c = found?;
             if !c.running {
