@@ -37,6 +37,8 @@ pub struct Options {
     /// frees down to `image_gc_low` (0.80), as the kubelet's thresholds.
     pub image_gc_high: f64,
     pub image_gc_low: f64,
+    /// Images younger than this (since the agent first saw them) are never collected.
+    pub image_gc_min_age: Duration,
     /// The cluster DNS server written to pods' resolv.conf (issue 6); None: the node's.
     pub cluster_dns: Option<IpAddr>,
     pub cluster_domain: String,
@@ -55,6 +57,7 @@ impl Default for Options {
             pids_limit: Some(4096),
             image_gc_high: 0.85,
             image_gc_low: 0.80,
+            image_gc_min_age: Duration::from_secs(120),
             cluster_dns: None,
             cluster_domain: "cluster.local".to_string(),
         }
@@ -124,6 +127,8 @@ pub struct Ctx {
     pub index: PodIndex,
     pub services: Store<Service>,
     pub recorder: Arc<EventRecorder>,
+    /// When the agent first saw each image id (image GC's minimum age).
+    pub image_first_seen: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Ctx {
@@ -460,6 +465,7 @@ impl Agent {
             net,
             opts: opts.clone(),
             index: PodIndex::default(),
+            image_first_seen: Mutex::new(HashMap::new()),
             services,
         });
         if let (Some(listener), Some((_, tls))) = (listener, server) {
@@ -524,7 +530,22 @@ fn collect_images(ctx: &Ctx) -> bool {
     };
     if used > ctx.opts.image_gc_high {
         let target = ((used - ctx.opts.image_gc_low) * total as f64) as u64;
+        // Images the agent first saw less than `image_gc_min_age` ago are kept, as the
+        // kubelet's minimum GC age: a just-imported image is about to be used.
         let mut in_use = HashSet::new();
+        {
+            let mut seen = ctx
+                .image_first_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            for img in ctx.images.list() {
+                let first = *seen.entry(img.id.clone()).or_insert(now);
+                if now.duration_since(first) < ctx.opts.image_gc_min_age {
+                    in_use.insert(img.id);
+                }
+            }
+        }
         if let Ok(pods) = std::fs::read_dir(ctx.root.join("pods")) {
             for pod in pods.flatten() {
                 let Ok(Some(r)) = crate::record::PodRecord::load(&pod.path()) else {

@@ -69,6 +69,12 @@ pub struct Args {
     /// Crash and pull back-off start (seconds, fractions allowed).
     #[arg(long, default_value_t = 10.0)]
     backoff_base_seconds: f64,
+    /// Image garbage collection starts when the agent's filesystem is this full (%).
+    #[arg(long, default_value_t = 85)]
+    image_gc_high_threshold: u8,
+    /// ... and frees images down to this (%).
+    #[arg(long, default_value_t = 80)]
+    image_gc_low_threshold: u8,
     /// Instead of running: stop every container of this node and remove its network,
     /// cgroups, mounts and the --root-dir state, then exit.
     #[arg(long)]
@@ -208,6 +214,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             backoff_base: std::time::Duration::from_secs_f64(args.backoff_base_seconds.max(0.01)),
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
+            image_gc_high: f64::from(args.image_gc_high_threshold.min(100)) / 100.0,
+            image_gc_low: f64::from(
+                args.image_gc_low_threshold
+                    .min(args.image_gc_high_threshold),
+            ) / 100.0,
             ..Options::default()
         },
     };

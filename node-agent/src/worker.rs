@@ -10,10 +10,12 @@
 //! writes the status back whenever what it would report changed.
 
 use crate::agent::Ctx;
+use crate::probe::{
+    ProbeContext, ProbeKind, ProbeReport, ProbeState, ProbeTiming, ProbeWorker, WorkerOptions,
+};
 use crate::record::{ContainerRecord, PodRecord};
 use crate::spec::{self, EnvSources, PodFacts};
 use crate::status;
-use probe_stub::{ProbeKind, ProbeState, ProbeTarget, ProbeWorker};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -54,7 +56,6 @@ enum Event {
 struct Probes {
     // Held for their Drop: dropping a ProbeWorker stops it.
     _workers: Vec<ProbeWorker>,
-    liveness_failed: bool,
     readiness: Option<bool>,
     startup_done: bool,
     has_startup: bool,
@@ -244,16 +245,11 @@ impl Worker {
                 };
                 match (kind, state) {
                     (ProbeKind::Startup, ProbeState::Success) => p.startup_done = true,
-                    (ProbeKind::Startup, ProbeState::Failure(msg)) => {
-                        p.liveness_failed = true;
-                        self.kill_for_probe(&name, "startup", &msg).await;
-                    }
-                    (ProbeKind::Liveness, ProbeState::Failure(msg)) => {
-                        p.liveness_failed = true;
-                        self.kill_for_probe(&name, "liveness", &msg).await;
+                    (ProbeKind::Startup | ProbeKind::Liveness, ProbeState::Failure { .. }) => {
+                        self.kill_for_probe(&name, kind).await;
                     }
                     (ProbeKind::Readiness, ProbeState::Success) => p.readiness = Some(true),
-                    (ProbeKind::Readiness, ProbeState::Failure(_)) => p.readiness = Some(false),
+                    (ProbeKind::Readiness, ProbeState::Failure { .. }) => p.readiness = Some(false),
                     _ => {}
                 }
                 self.update_readiness(&name);
@@ -277,18 +273,17 @@ impl Worker {
         }
     }
 
-    async fn kill_for_probe(&mut self, name: &str, probe: &str, message: &str) {
+    async fn kill_for_probe(&mut self, name: &str, kind: ProbeKind) {
         let Some(id) = self.record.containers.get(name).and_then(|r| r.id.clone()) else {
             return;
         };
-        tracing::info!(pod = %self.record.name, container = name, probe, message, "probe failed; restarting the container");
+        tracing::info!(pod = %self.record.name, container = name, probe = kind.as_str(), "probe failed; restarting the container");
+        let msg = format!(
+            "Container {name} failed {} probe, will be restarted",
+            kind.as_str().to_lowercase()
+        );
         self.ctx
-            .event_for(
-                &self.record,
-                "Warning",
-                "Unhealthy",
-                &format!("{} probe failed: {message}", capitalize(probe)),
-            )
+            .event_for(&self.record, "Normal", "Killing", &msg)
             .await;
         let runtime = self.ctx.runtime.clone();
         let grace = Duration::from_secs(self.ctx.opts.probe_kill_grace_secs);
@@ -531,7 +526,7 @@ impl Worker {
             if rec.is_running() {
                 if let Some(id) = rec.id.clone() {
                     self.watch_exit(&c.name, &id);
-                    self.ensure_probes(pod, c, &id);
+                    self.ensure_probes(c, &id);
                 }
                 continue;
             }
@@ -734,7 +729,7 @@ impl Worker {
         self.watch_exit(&c.name, &id);
         if !init {
             self.probes.remove(&c.name);
-            self.ensure_probes(pod, c, &id);
+            self.ensure_probes(c, &id);
             self.update_readiness(&c.name);
         }
         Ok(())
@@ -858,63 +853,96 @@ impl Worker {
         Ok(out)
     }
 
-    fn ensure_probes(&mut self, pod: &Pod, c: &Container, id: &str) {
+    fn ensure_probes(&mut self, c: &Container, id: &str) {
         if self.probes.contains_key(&c.name) {
             return;
         }
-        let target = ProbeTarget {
+        let pctx = ProbeContext {
             pod_ip: self
                 .record
                 .pod_ip
                 .clone()
                 .unwrap_or_else(|| self.ctx.node.ip.clone()),
-            container: c.clone(),
+            ports: c.ports.clone(),
             container_id: id.to_string(),
             runtime: self.ctx.runtime.clone(),
         };
-        let mut workers = Vec::new();
-        let mut has = (false, false);
-        for (kind, probe) in [
-            (ProbeKind::Startup, c.startup_probe.clone()),
-            (ProbeKind::Liveness, c.liveness_probe.clone()),
-            (ProbeKind::Readiness, c.readiness_probe.clone()),
-        ] {
-            let Some(probe) = probe else { continue };
-            match kind {
-                ProbeKind::Startup => has.0 = true,
-                ProbeKind::Readiness => has.1 = true,
-                _ => {}
+        // A re-adopted container has been running a while: initial delays count from
+        // its start, not from the agent's.
+        let running_for = self
+            .record
+            .containers
+            .get(&c.name)
+            .and_then(|r| r.state.running.as_ref())
+            .and_then(|r| r.started_at.as_ref())
+            .and_then(|t| (chrono::Utc::now() - t.0).to_std().ok())
+            .unwrap_or_default();
+        // Every failed attempt becomes an Unhealthy event, as the kubelet records them.
+        let (reports_tx, mut reports) = mpsc::unbounded_channel::<ProbeReport>();
+        let ctx = self.ctx.clone();
+        let record = self.record.clone();
+        tokio::spawn(async move {
+            while let Some(r) = reports.recv().await {
+                ctx.event_for(&record, "Warning", "Unhealthy", &r.message())
+                    .await;
             }
-            let (worker, mut rx) = ProbeWorker::spawn(kind, probe, target.clone());
-            workers.push(worker);
+        });
+        let start = |kind: ProbeKind,
+                     probe: &tug_proto::core::v1::Probe,
+                     started: Option<watch::Receiver<ProbeState>>| {
+            let timing = ProbeTiming::from_probe(probe, kind).after_running_for(running_for);
+            ProbeWorker::start_with_timing(
+                kind,
+                probe.clone(),
+                timing,
+                pctx.clone(),
+                WorkerOptions {
+                    started,
+                    reports: Some(reports_tx.clone()),
+                },
+            )
+        };
+        let mut workers = Vec::new();
+        let startup = c
+            .startup_probe
+            .as_ref()
+            .map(|p| start(ProbeKind::Startup, p, None));
+        let started_rx = startup.as_ref().map(|w| w.subscribe());
+        let has_startup = startup.is_some();
+        workers.extend(startup);
+        if let Some(p) = &c.liveness_probe {
+            workers.push(start(ProbeKind::Liveness, p, started_rx.clone()));
+        }
+        if let Some(p) = &c.readiness_probe {
+            workers.push(start(ProbeKind::Readiness, p, started_rx.clone()));
+        }
+        for w in &workers {
+            let mut rx = w.subscribe();
+            let kind = w.kind();
             let tx = self.events_tx.clone();
             let name = c.name.clone();
             tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
                     let state = rx.borrow_and_update().clone();
-                    if tx
-                        .send(Event::Probe {
-                            name: name.clone(),
-                            kind,
-                            state,
-                        })
-                        .is_err()
-                    {
+                    let ev = Event::Probe {
+                        name: name.clone(),
+                        kind,
+                        state,
+                    };
+                    if tx.send(ev).is_err() {
                         return;
                     }
                 }
             });
         }
-        let _ = pod;
         self.probes.insert(
             c.name.clone(),
             Probes {
                 _workers: workers,
-                liveness_failed: false,
                 readiness: None,
-                startup_done: !has.0,
-                has_startup: has.0,
-                has_readiness: has.1,
+                startup_done: !has_startup,
+                has_startup,
+                has_readiness: c.readiness_probe.is_some(),
             },
         );
     }
@@ -1136,55 +1164,5 @@ fn fmt_duration(d: Duration) -> String {
         (0, s) => format!("{s}s"),
         (m, 0) => format!("{m}m0s"),
         (m, s) => format!("{m}m{s}s"),
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
-}
-
-// TEMPORARY until probe.rs lands (helper VOLPROBE): the shape the worker expects.
-mod probe_stub {
-    use std::sync::Arc;
-    use tokio::sync::watch;
-    use tug_proto::core::v1::{Container, Probe};
-
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum ProbeKind {
-        Startup,
-        Liveness,
-        Readiness,
-    }
-
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub enum ProbeState {
-        Unknown,
-        Success,
-        Failure(String),
-    }
-
-    #[derive(Clone)]
-    pub struct ProbeTarget {
-        pub pod_ip: String,
-        pub container: Container,
-        pub container_id: String,
-        pub runtime: Arc<dyn tug_runtime::Runtime>,
-    }
-
-    pub struct ProbeWorker(watch::Sender<ProbeState>);
-
-    impl ProbeWorker {
-        pub fn spawn(
-            _kind: ProbeKind,
-            _probe: Probe,
-            _target: ProbeTarget,
-        ) -> (Self, watch::Receiver<ProbeState>) {
-            let (tx, rx) = watch::channel(ProbeState::Unknown);
-            (ProbeWorker(tx), rx)
-        }
     }
 }
