@@ -182,8 +182,17 @@ impl Volumes {
         self.root.join(pod_uid).join("volumes")
     }
 
-    fn volume_dir(&self, pod_uid: &str, kind: Kind, name: &str) -> PathBuf {
-        self.volumes_dir(pod_uid).join(kind.dir_name()).join(name)
+    /// `<root>/<uid>/volumes/<kind>/<name>`; the name becomes a path component, so it
+    /// must be one (the API only admits DNS labels; this agent does not rely on that).
+    fn volume_dir(&self, pod_uid: &str, kind: Kind, vol: &Volume) -> Result<PathBuf> {
+        let name = vol.name.as_str();
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(set_up(
+                vol,
+                "the volume name must be a DNS label (lowercase letters, digits and '-')".into(),
+            ));
+        }
+        Ok(self.volumes_dir(pod_uid).join(kind.dir_name()).join(name))
     }
 
     /// Makes every volume of the pod ready to be mounted. Idempotent: after an agent
@@ -192,7 +201,7 @@ impl Volumes {
         let uid = pod_uid(pod)?;
         for vol in pod_volumes(pod) {
             let kind = Kind::of(vol).map_err(|reason| set_up(vol, reason))?;
-            let dir = self.volume_dir(uid, kind, &vol.name);
+            let dir = self.volume_dir(uid, kind, vol)?;
             match kind {
                 Kind::EmptyDir => {
                     setup_empty_dir(vol, &dir, fs_group(pod)).map_err(|r| set_up(vol, r))?
@@ -220,11 +229,12 @@ impl Volumes {
             if matches!(kind, Kind::EmptyDir | Kind::HostPath) {
                 continue;
             }
-            let dir = self.volume_dir(uid, kind, &vol.name);
-            let result = match self.payload(pod, vol, kind).await {
-                Ok(payload) => self.write_files(pod, vol, kind, &dir, &payload),
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let dir = self.volume_dir(uid, kind, vol)?;
+                let payload = self.payload(pod, vol, kind).await?;
+                self.write_files(pod, vol, kind, &dir, &payload)
+            }
+            .await;
             match result {
                 Ok(c) => changed |= c,
                 Err(e) => {
@@ -255,7 +265,7 @@ impl Volumes {
             let kind = Kind::of(vol).map_err(|reason| set_up(vol, reason))?;
             let base = match (kind, &vol.host_path) {
                 (Kind::HostPath, Some(hp)) => PathBuf::from(&hp.path),
-                _ => self.volume_dir(uid, kind, &vol.name),
+                _ => self.volume_dir(uid, kind, vol)?,
             };
             let sub_path = match (&vm.sub_path, &vm.sub_path_expr) {
                 (Some(p), _) if !p.is_empty() => Some(p.clone()),

@@ -460,3 +460,12 @@ async fn fs_group_makes_volumes_group_owned_and_readable() {
     // The group-read bit is part of the payload: a refresh does not rewrite.
     assert!(!env.volumes.refresh(&pod).await.unwrap());
 }
+
+#[tokio::test]
+async fn volume_names_cannot_walk_out_of_the_pods_dir() {
+    let mut env = Env::new();
+    let pod = env.pod("uid-9", vec![empty_dir("../../escape")], vec![]);
+    let err = env.volumes.setup(&pod).await.unwrap_err();
+    assert!(err.to_string().contains("must be a DNS label"), "{err}");
+    assert!(!env.dir.path().join("escape").exists());
+}
