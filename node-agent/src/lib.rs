@@ -19,11 +19,13 @@
 //! - `node.rs`: Node registration, Lease and node status.
 //! - `identity.rs`: the node's client and serving certificates.
 //! - `server/` + `backend.rs`: the HTTPS logs/exec endpoint the apiserver proxies to.
+//! - `dns/`: cluster DNS (`<svc>.<ns>.svc.cluster.local`) served from the same caches.
 //! - `proxy/`: Services -> nftables (ClusterIP, NodePort, affinity), kube-proxy's job.
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
+pub mod dns;
 pub mod identity;
 pub mod node;
 pub mod podfiles;
