@@ -7,7 +7,8 @@
 //!   and the plain data types it takes and returns ([`ContainerConfig`],
 //!   [`ContainerState`], ...).
 //! - `shim_runtime`: [`ShimRuntime`], the production implementation: writes the bundle,
-//!   starts one shim per container, reads the shim's on-disk records.
+//!   starts one shim per container, reads the shim's on-disk records (one directory
+//!   per container under the root it is given, e.g. `<root-dir>/containers/<id>/`).
 //! - [`shim`]: the shim process itself (`<binary> shim run|exec ...`): libcontainer
 //!   create+start, reaping, CRI log, exit record, OOM detection; and exec into a
 //!   running container.

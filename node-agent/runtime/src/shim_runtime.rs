@@ -28,9 +28,10 @@ pub struct ShimRuntime {
 }
 
 impl ShimRuntime {
-    /// `root` is the agent's root dir; containers live in `<root>/containers/`.
+    /// `root` holds one directory per container (the agent passes
+    /// `<root-dir>/containers`); created if missing.
     pub fn new(root: PathBuf, shim: ShimCommand) -> Result<Self> {
-        let containers = root.join("containers");
+        let containers = root;
         fs::create_dir_all(&containers).map_err(Error::io("creating", &containers))?;
         Ok(ShimRuntime { containers, shim })
     }

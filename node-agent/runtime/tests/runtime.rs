@@ -127,7 +127,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         // Killing the cgroup tree ends every container; their shims then exit.
         let _ = remove_pod_cgroup(&self.cgroup_parent);
-        let containers = self.dir.path().join("root/containers");
+        let containers = self.dir.path().join("root");
         for _ in 0..500 {
             let alive = std::fs::read_dir(&containers)
                 .map(|d| d.flatten().any(|e| shim_alive(&e.path())))
