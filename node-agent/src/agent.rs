@@ -643,6 +643,14 @@ fn orphans(
     present: &HashSet<String>,
     workers: &mut HashMap<String, (watch::Sender<PodUpdate>, JoinHandle<()>)>,
 ) {
+    // Network allocations of pods whose dir is gone too (a crash between the two).
+    for (uid, _) in ctx.net.pods() {
+        if !present.contains(&uid) && !ctx.pod_dir(&uid).exists() {
+            if let Err(e) = ctx.net.teardown_pod(&uid) {
+                tracing::warn!(pod = %uid, error = %e, "tearing down an orphaned pod network");
+            }
+        }
+    }
     let Ok(dir) = std::fs::read_dir(ctx.root.join("pods")) else {
         return;
     };
@@ -718,7 +726,7 @@ pub async fn cleanup_node(
     }
     unmount_under(root);
     if let Some(s) = &state {
-        let net = tug_net::Network::new(tug_net::NetConfig {
+        let net = tug_net::Network::open(tug_net::NetConfig {
             node: s.node.clone(),
             bridge: s.bridge.clone(),
             pod_cidr: s.pod_cidr.clone(),

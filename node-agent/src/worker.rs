@@ -666,12 +666,22 @@ impl Worker {
         };
         let id = self.container_id(&c.name, attempt);
         let cdir = self.container_dir(&id);
-        let rootfs = self.ctx.images.prepare_rootfs(&image, &cdir).map_err(|e| {
-            (
-                "CreateContainerError",
-                format!("preparing the root filesystem: {e}"),
-            )
-        })?;
+        // Unpacking a layer the first time can take a while: off the async threads.
+        let (images, img, dir) = (self.ctx.images.clone(), image.clone(), cdir.clone());
+        let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&img, &dir))
+            .await
+            .map_err(|e| {
+                (
+                    "CreateContainerError",
+                    format!("preparing the root filesystem: {e}"),
+                )
+            })?
+            .map_err(|e| {
+                (
+                    "CreateContainerError",
+                    format!("preparing the root filesystem: {e}"),
+                )
+            })?;
         let result = self
             .build_and_run(pod, c, &image, &id, rootfs, attempt)
             .await;
@@ -958,10 +968,11 @@ impl Worker {
         if host_network {
             self.record.pod_ip = Some(self.ctx.node.ip.clone());
         } else {
-            let net = self
-                .ctx
-                .net
-                .setup_pod(&self.uid)
+            // `ip`/`nft` run as child processes: off the async threads.
+            let (network, uid) = (self.ctx.net.clone(), self.uid.clone());
+            let net = tokio::task::spawn_blocking(move || network.setup_pod(&uid))
+                .await
+                .map_err(|e| format!("setting up the pod network: {e}"))?
                 .map_err(|e| format!("setting up the pod network: {e}"))?;
             self.record.pod_ip = Some(net.ip.to_string());
             self.net_ns = Some(net.netns.clone());
@@ -1081,7 +1092,9 @@ impl Worker {
         if let Err(e) = tug_runtime::remove_pod_cgroup(&self.ctx.pod_cgroup(&self.uid)) {
             tracing::warn!(pod = %self.record.name, error = %e, "removing the pod cgroup");
         }
-        if let Err(e) = self.ctx.net.teardown_pod(&self.uid) {
+        let (network, uid) = (self.ctx.net.clone(), self.uid.clone());
+        let torn = tokio::task::spawn_blocking(move || network.teardown_pod(&uid)).await;
+        if let Ok(Err(e)) = torn {
             tracing::warn!(pod = %self.record.name, error = %e, "tearing down the pod network");
         }
         self.net_ns = None;
