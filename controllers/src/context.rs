@@ -28,6 +28,10 @@ pub struct Options {
     pub concurrent_deployment_syncs: usize,
     /// How often a controller re-reconciles every object even without changes.
     pub resync_period: Duration,
+    /// Pod network of the cluster, carved into node podCIDRs (`--cluster-cidr`).
+    pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR (`--node-cidr-mask-size`).
+    pub node_cidr_mask_size: u8,
 }
 
 impl Default for Options {
@@ -41,6 +45,8 @@ impl Default for Options {
             concurrent_replicaset_syncs: 5,
             concurrent_deployment_syncs: 5,
             resync_period: Duration::from_secs(300),
+            cluster_cidr: "10.244.0.0/16".into(),
+            node_cidr_mask_size: 24,
         }
     }
 }

@@ -16,7 +16,7 @@
 //! - `deployment/`: the Deployment controller (rolling update, recreate, rollback,
 //!   proportional scaling, progress conditions).
 //! - `job.rs`, `endpoints.rs`, `nodelifecycle.rs`, `garbagecollector.rs`,
-//!   `namespace.rs`: the other controllers; each exposes
+//!   `namespace.rs`, `nodeipam.rs`: the other controllers; each exposes
 //!   `pub async fn run(ctx: Context) -> anyhow::Result<()>`.
 
 pub mod claim;
@@ -29,6 +29,7 @@ mod informers;
 pub mod job;
 mod manager;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pod_control;
 mod recorder;

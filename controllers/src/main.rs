@@ -26,7 +26,8 @@ struct Args {
     #[arg(long)]
     id: Option<String>,
     /// Controllers to run: `*` for all, names to pick, `-name` to leave one out
-    /// (replicaset, deployment, job, endpoints, nodelifecycle, garbagecollector, namespace).
+    /// (replicaset, deployment, job, endpoints, nodelifecycle, garbagecollector, namespace,
+    /// nodeipam).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
     /// How long a node may miss heartbeats before it is marked NotReady/Unknown.
@@ -48,6 +49,12 @@ struct Args {
     concurrent_replicaset_syncs: usize,
     #[arg(long, default_value_t = 5)]
     concurrent_deployment_syncs: usize,
+    /// The pod network, carved into one podCIDR per node by the nodeipam controller.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
 }
 
 /// `300ms`, `40s`, `5m`, `1h`, or bare seconds.
@@ -95,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
         workers: args.concurrent_syncs,
         concurrent_replicaset_syncs: args.concurrent_replicaset_syncs,
         concurrent_deployment_syncs: args.concurrent_deployment_syncs,
+        cluster_cidr: args.cluster_cidr,
+        node_cidr_mask_size: args.node_cidr_mask_size,
         ..Default::default()
     };
     tokio::select! {

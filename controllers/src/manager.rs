@@ -16,6 +16,7 @@ pub const CONTROLLERS: &[&str] = &[
     "nodelifecycle",
     "garbagecollector",
     "namespace",
+    "nodeipam",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,7 @@ fn start(name: &str, ctx: Context) -> BoxFuture<'static, anyhow::Result<()>> {
         "nodelifecycle" => crate::nodelifecycle::run(ctx).boxed(),
         "garbagecollector" => crate::garbagecollector::run(ctx).boxed(),
         "namespace" => crate::namespace::run(ctx).boxed(),
+        "nodeipam" => crate::nodeipam::run(ctx).boxed(),
         _ => async { Ok(()) }.boxed(),
     }
 }
@@ -203,6 +205,7 @@ mod tests {
                     "endpoints",
                     "nodelifecycle",
                     "garbagecollector",
+                    "nodeipam",
                 ]),
             ),
             (&["replicaset", "nope"], None),
