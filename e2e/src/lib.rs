@@ -9,12 +9,14 @@
 //! - `ports`: loopback port picking.
 //! - `sched_bench`: the scheduler throughput benchmark (simulated nodes, real scheduler).
 //! - `runtime_bench`: container run+wait+remove through tug's shim vs runc.
+//! - `podstartup`: Pod create -> Running latency on a one-node cluster (agent process).
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
 pub mod cluster;
 pub mod etcd;
 pub mod load;
+pub mod podstartup;
 pub mod ports;
 pub mod runtime_bench;
 pub mod sched_bench;

@@ -44,6 +44,14 @@ enum Cmd {
     /// `tug cluster create` to all nodes Ready, then `tug cluster delete` (needs root and
     /// release builds of tug and the component binaries).
     Cluster(ClusterBenchArgs),
+    /// Time from Pod create to Running (seen through watch) on a one-node cluster.
+    Podstartup(PodstartupArgs),
+    /// The node agent (started by the podstartup benchmark; handled before clap).
+    #[command(hide = true)]
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The container shim (started by the runtime benchmark; handled before clap).
     #[command(hide = true)]
     Shim {
@@ -115,6 +123,13 @@ struct MemoryArgs {
 }
 
 #[derive(Args, Debug)]
+struct PodstartupArgs {
+    /// Pods created at once.
+    #[arg(long, default_value_t = 50)]
+    pods: usize,
+}
+
+#[derive(Args, Debug)]
 struct SchedulerArgs {
     /// Simulated nodes (Node objects only, like kwok).
     #[arg(long, default_value_t = 5000)]
@@ -128,6 +143,14 @@ fn main() -> Result<()> {
     // The container shim runs libcontainer, which must not run in a multi-threaded
     // process: it takes over before the tokio runtime exists.
     tug_runtime::shim::run_if_invoked("shim");
+    // The node agent of `podstartup` (this binary re-executed), with its own runtime.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args
+        .first()
+        .is_some_and(|a| a == tug_e2e::podstartup::AGENT_SUBCOMMAND)
+    {
+        std::process::exit(tug_agent::cli::main(args[1..].to_vec()));
+    }
     async_main()
 }
 
@@ -160,6 +183,10 @@ async fn async_main() -> Result<()> {
         }
         Cmd::Cluster(args) => cluster_bench(args),
         Cmd::Shim { .. } => bail!("the shim subcommand runs before argument parsing"),
+        Cmd::Agent { .. } => bail!("the agent subcommand runs before argument parsing"),
+        Cmd::Podstartup(args) => {
+            until_interrupted(tug_e2e::podstartup::run(&self_exe()?, args.pods)).await
+        }
     }
 }
 
