@@ -20,6 +20,7 @@
 //! - `identity.rs`: the node's client and serving certificates.
 //! - `server/` + `backend.rs`: the HTTPS logs/exec endpoint the apiserver proxies to.
 //! - `dns/`: cluster DNS (`<svc>.<ns>.svc.cluster.local`) served from the same caches.
+//! - `routes.rs`: host-gw routes to the other Nodes' podCIDRs, synced from the API.
 //! - `proxy/`: Services -> nftables (ClusterIP, NodePort, affinity), kube-proxy's job.
 
 pub mod agent;
@@ -32,6 +33,7 @@ pub mod podfiles;
 pub mod probe;
 pub mod proxy;
 pub mod record;
+pub mod routes;
 pub mod server;
 pub mod spec;
 pub mod status;
