@@ -295,11 +295,19 @@ impl Agent {
         Ok(sender)
     }
 
+    fn authority(&self) -> String {
+        if self.target.host.contains(':') {
+            format!("[{}]:{}", self.target.host, self.target.port)
+        } else {
+            format!("{}:{}", self.target.host, self.target.port)
+        }
+    }
+
     fn request(&self, method: Method, path: &str) -> http::request::Builder {
-        http::Request::builder().method(method).uri(path).header(
-            header::HOST,
-            format!("{}:{}", self.target.host, self.target.port),
-        )
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.authority())
     }
 
     /// GET the log; the body streams through as the agent sends it.

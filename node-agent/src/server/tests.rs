@@ -625,6 +625,46 @@ async fn tug_logs_and_exec_go_through_the_apiserver_to_the_agent() {
     );
     let (code, out, _) = tug(&c, &["exec", "p", "-c", "app", "--", "echo", "a  b"]).await;
     assert_eq!((code, out.as_str()), (0, "a  b\n"));
+    // -t: a terminal on the other side (no raw mode here: the test's stdin is no tty).
+    let (code, out, err) = tug(
+        &c,
+        &["exec", "-t", "p", "--", "sh", "-c", "tty; echo x >&2"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("/dev/pts/") && out.ends_with("x\r\n"),
+        "{out:?}"
+    );
+
+    // kubectl < 1.30 speaks SPDY: told what to use, after the same checks as WebSockets.
+    let spdy = |pod: &'static str| {
+        let client = c.server.client();
+        async move {
+            client
+                .request(
+                    "POST",
+                    &format!("/api/v1/namespaces/default/pods/{pod}/exec?command=true&stdout=true"),
+                    &[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")],
+                    Vec::new(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let r = spdy("p").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("SPDY is not supported by tug"),
+        "{}",
+        r.text()
+    );
+    let r = spdy("pending").await;
+    assert!(
+        r.text().contains("does not have a host assigned"),
+        "{}",
+        r.text()
+    );
 
     // Errors name the problem.
     let cases: &[(&[&str], &str)] = &[
