@@ -391,3 +391,103 @@ async fn deleting_pods_stops_them_gracefully_and_leaves_nothing_behind() {
     assert!(netns.is_empty(), "netns left: {netns:?}");
     node.shutdown().await;
 }
+
+/// A `Write` that appends to a shared buffer, for `tug` runs on another task.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+async fn tug(node: &TestNode, args: &[&str]) -> (i32, String, String) {
+    let kubeconfig = node
+        .server
+        .as_ref()
+        .unwrap()
+        .kubeconfig
+        .to_string_lossy()
+        .to_string();
+    let mut argv = vec!["tug".to_string(), "--kubeconfig".to_string(), kubeconfig];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tug_ctl::run(argv, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tug_logs_follow_streams_and_tug_exec_runs_inside_through_the_apiserver() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "ticker",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]}]}),
+    )
+    .await;
+    node.wait_pod("ticker", "Running", is_running).await;
+    // logs -f: lines keep arriving while the command runs.
+    let kubeconfig = node
+        .server
+        .as_ref()
+        .unwrap()
+        .kubeconfig
+        .to_string_lossy()
+        .to_string();
+    let out = Shared::default();
+    // The CLI's writers are not Send: it runs on its own thread and runtime, and ends
+    // when the pod is deleted at the end of the test.
+    let follow = {
+        let mut out = out.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut err = Vec::new();
+            let argv = ["tug", "--kubeconfig", &kubeconfig, "logs", "-f", "ticker"];
+            rt.block_on(tug_ctl::run(argv, &mut out, &mut err))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !out.text().contains("tick 12") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "followed: {}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!follow.is_finished(), "logs -f ended early: {}", out.text());
+    let (code, text, err) = tug(&node, &["logs", "ticker", "--tail", "2"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    // exec: the pod's hostname, only its processes, and the remote exit code.
+    let (code, text, err) = tug(&node, &["exec", "ticker", "--", "hostname"]).await;
+    assert_eq!((code, text.trim()), (0, "ticker"), "{err}");
+    let (code, text, _) = tug(&node, &["exec", "ticker", "--", "ps", "-o", "pid,args"]).await;
+    assert_eq!(code, 0);
+    assert!(text.contains("while true"), "{text}");
+    assert!(
+        text.lines().count() <= 5,
+        "only the pod's processes: {text}"
+    );
+    let (code, _, _) = tug(&node, &["exec", "ticker", "--", "sh", "-c", "exit 4"]).await;
+    assert_eq!(code, 4);
+    node.shutdown().await;
+}
