@@ -658,8 +658,72 @@ async fn user_mounts_readonly_rootfs_and_limits_reach_the_container() {
         assert!(read("devices", "devices.list").contains("c 1:3 rwm"));
         assert!(!read("devices", "devices.list").contains("a *:* rwm"));
     }
+    // exec runs as the container's user.
+    let mut p = env
+        .rt
+        .exec(
+            "limits",
+            ExecConfig {
+                args: vec!["id".into(), "-u".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let out = read_all(p.stdout.take()).await;
+    assert_eq!(p.wait().await.unwrap(), 0);
+    assert_eq!(out.trim(), "1000");
     env.rt.kill("limits", 9).await.unwrap();
     env.rt.wait("limits").await.unwrap();
     env.rt.remove("limits").await.unwrap();
     assert!(!cgroup_exists(&env.container_cgroup("limits")));
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct NetNs(String);
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn containers_join_the_sandbox_network_namespace_or_use_the_host_network() {
+    let env = Env::new().with_sandbox("pod-net");
+    let netns = NetNs(format!("tug-rt-{}", std::process::id()));
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &netns.0])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "ip netns add {} failed (iproute2 installed?)", netns.0);
+    let mut cfg = env.config("netc", &["cat", "/proc/net/dev"]);
+    cfg.namespaces.net = Some(PathBuf::from(format!("/run/netns/{}", netns.0)));
+    env.rt.run(cfg).await.unwrap();
+    assert_eq!(exited(&env.rt.wait("netc").await.unwrap()).0, 0);
+    let ifaces: Vec<String> = env
+        .log_lines("netc")
+        .iter()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|l| l.trim_start_matches("stdout F").trim().to_string())
+        .collect();
+    assert_eq!(ifaces, ["lo"]);
+    env.rt.remove("netc").await.unwrap();
+
+    // Host network: the same interfaces as this process sees.
+    env.rt
+        .run(env.config("hostnet", &["cat", "/proc/net/dev"]))
+        .await
+        .unwrap();
+    env.rt.wait("hostnet").await.unwrap();
+    let host = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(env.log_lines("hostnet").len(), host);
+    env.rt.remove("hostnet").await.unwrap();
 }
