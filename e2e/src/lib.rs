@@ -10,6 +10,7 @@
 //! - `sched_bench`: the scheduler throughput benchmark (simulated nodes, real scheduler).
 //! - `runtime_bench`: container run+wait+remove through tug's shim vs runc.
 //! - `podstartup`: Pod create -> Running latency on a one-node cluster (agent process).
+//! - `service_bench`: a pod's requests/s to a ClusterIP Service vs straight to a pod IP.
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
@@ -20,4 +21,5 @@ pub mod podstartup;
 pub mod ports;
 pub mod runtime_bench;
 pub mod sched_bench;
+pub mod service_bench;
 pub mod tugcp;

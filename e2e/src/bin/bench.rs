@@ -46,6 +46,8 @@ enum Cmd {
     Cluster(ClusterBenchArgs),
     /// Time from Pod create to Running (seen through watch) on a one-node cluster.
     Podstartup(PodstartupArgs),
+    /// Requests/s and p99 from a pod to a 3-backend ClusterIP vs one backend's pod IP.
+    Service(ServiceArgs),
     /// The node agent (started by the podstartup benchmark; handled before clap).
     #[command(hide = true)]
     Agent {
@@ -123,6 +125,16 @@ struct MemoryArgs {
 }
 
 #[derive(Args, Debug)]
+struct ServiceArgs {
+    /// Seconds of load per target.
+    #[arg(long, default_value_t = 5)]
+    secs: u64,
+    /// Concurrent connections of the load generator.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+}
+
+#[derive(Args, Debug)]
 struct PodstartupArgs {
     /// Pods created at once.
     #[arg(long, default_value_t = 50)]
@@ -150,6 +162,13 @@ fn main() -> Result<()> {
         .is_some_and(|a| a == tug_e2e::podstartup::AGENT_SUBCOMMAND)
     {
         std::process::exit(tug_agent::cli::main(args[1..].to_vec()));
+    }
+    // The load generator of `service`, run inside a pod's network namespace.
+    if args
+        .first()
+        .is_some_and(|a| a == tug_e2e::service_bench::LOAD_SUBCOMMAND)
+    {
+        std::process::exit(tug_e2e::service_bench::load_main(&args[1..]));
     }
     async_main()
 }
@@ -186,6 +205,14 @@ async fn async_main() -> Result<()> {
         Cmd::Agent { .. } => bail!("the agent subcommand runs before argument parsing"),
         Cmd::Podstartup(args) => {
             until_interrupted(tug_e2e::podstartup::run(&self_exe()?, args.pods)).await
+        }
+        Cmd::Service(args) => {
+            until_interrupted(tug_e2e::service_bench::run(
+                &self_exe()?,
+                args.secs,
+                args.conns,
+            ))
+            .await
         }
     }
 }

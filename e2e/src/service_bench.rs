@@ -1,0 +1,397 @@
+//! `bench service`: requests/s and p99 from inside a pod to a ClusterIP Service with 3
+//! backends, against the same load sent straight to one backend's pod IP: the cost of
+//! the proxy's nftables DNAT path. One node (a control-plane replica process and a
+//! `tug-agent` process, both this binary re-executed), the Service proxy started in this
+//! process on the agent's network namespace (the host's), 3 `hello` pods and a busybox
+//! client pod. The load generator is this binary again (`service-load`), run with
+//! `nsenter --net=<client pod netns>`: closed loop, several connections, a NEW TCP
+//! connection per request (`Connection: close`), so every request goes through conntrack
+//! and, for the ClusterIP, the DNAT rules.
+//! Last line: `service: direct_rps=<x> clusterip_rps=<y> ratio=<y/x>`.
+
+use crate::tugcp::ControlPlane;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tug_agent::proxy::Proxy;
+use tug_client::{Api, DeleteParams};
+use tug_proto::core::v1::{Endpoints, Node, Pod, Service};
+
+/// The hidden subcommand running the load generator (handled before clap).
+pub const LOAD_SUBCOMMAND: &str = "service-load";
+/// The node agent subcommand (shared with `podstartup`).
+const AGENT_SUBCOMMAND: &str = crate::podstartup::AGENT_SUBCOMMAND;
+const NODE: &str = "svc-bench";
+
+struct AgentProcess {
+    child: Child,
+    args: Vec<String>,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent_args(exe: &Path, cp: &ControlPlane, root: &Path, images: &Path) -> Vec<String> {
+    let pki = cp.dir().join("pki");
+    [
+        exe.to_string_lossy().as_ref(),
+        AGENT_SUBCOMMAND,
+        "--server",
+        &cp.urls()[0],
+        "--pki-dir",
+        &pki.to_string_lossy(),
+        "--root-dir",
+        &root.to_string_lossy(),
+        "--node-name",
+        NODE,
+        "--node-ip",
+        "127.0.0.1",
+        "--pod-cidr",
+        "10.253.0.0/24",
+        "--bridge",
+        "tugsvcb0",
+        "--listen",
+        "127.0.0.1:0",
+        // The preloaded images must stay whatever the disk usage.
+        "--image-gc-high-threshold",
+        "100",
+        "--image-gc-low-threshold",
+        "100",
+        "--preload-images",
+        &images.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn pod(name: &str, image: &str, command: Option<&[&str]>) -> Pod {
+    let mut c = json!({"name": "c", "image": image, "imagePullPolicy": "Never"});
+    if let Some(cmd) = command {
+        c["command"] = json!(cmd);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"bench": "service"}},
+        "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "containers": [c]}
+    }))
+    .expect("a valid pod")
+}
+
+/// One load run's result, as printed by `service-load`.
+#[derive(Debug, Clone, Copy)]
+struct LoadResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_load(out: &str) -> Option<LoadResult> {
+    let line = out.lines().rev().find(|l| l.starts_with("load:"))?;
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))?
+            .parse()
+            .ok()
+    };
+    Some(LoadResult {
+        rps: field("rps")?,
+        p50_ms: field("p50_ms")?,
+        p99_ms: field("p99_ms")?,
+        errors: field("errors")? as u64,
+    })
+}
+
+pub async fn run(exe: &Path, secs: u64, conns: usize) -> Result<()> {
+    let cp = ControlPlane::start(exe, 1)
+        .await
+        .context("starting the control plane")?;
+    let work = tempfile::Builder::new().prefix("tug-svcbench-").tempdir()?;
+    let images: PathBuf = work.path().join("images");
+    tug_image::demo::build_demo(&tug_image::demo::DemoOptions::new(&images))
+        .context("building the demo images")?;
+    let root = work.path().join("agent");
+    let args = agent_args(exe, &cp, &root, &images);
+    let log = std::fs::File::create(work.path().join("agent.log"))?;
+    let child = Command::new(&args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the agent")?;
+    let mut agent = AgentProcess { child, args };
+    let client = cp.client(0)?;
+    let proxy = Proxy::start(client.clone(), NODE).context("starting the service proxy")?;
+    let result = measure(exe, &client, &mut agent, &proxy, work.path(), secs, conns).await;
+    // Clean up whatever happened.
+    drop(proxy);
+    if let Err(e) = Proxy::cleanup(NODE) {
+        eprintln!("warning: removing the proxy's rules: {e}");
+    }
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let _ = api
+        .delete_collection(
+            &Default::default(),
+            &DeleteParams {
+                grace_period_seconds: Some(1),
+                ..Default::default()
+            },
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match api.list(&Default::default()).await {
+            Ok(l) if l.items.is_empty() => break,
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let mut cleanup_args = agent.args.clone();
+    drop(agent);
+    cleanup_args.push("--cleanup".into());
+    let status = Command::new(&cleanup_args[0])
+        .args(&cleanup_args[1..])
+        .status();
+    if !status.map(|s| s.success()).unwrap_or(false) {
+        eprintln!(
+            "warning: the agent's --cleanup failed; see {}",
+            work.path().display()
+        );
+    }
+    cp.stop().await;
+    result
+}
+
+async fn wait_pod(api: &Api<Pod>, name: &str) -> Result<Pod> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let p = api.get(name).await?;
+        let ready = p.status.as_ref().is_some_and(|s| {
+            s.pod_ip.is_some()
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            return Ok(p);
+        }
+        if Instant::now() > deadline {
+            bail!("pod {name} not Ready in 90 s: {:?}", p.status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn measure(
+    exe: &Path,
+    client: &tug_client::Client,
+    agent: &mut AgentProcess,
+    proxy: &Proxy,
+    work: &Path,
+    secs: u64,
+    conns: usize,
+) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = agent.child.try_wait()? {
+            let log = std::fs::read_to_string(work.join("agent.log")).unwrap_or_default();
+            bail!("the agent exited ({status}):\n{log}");
+        }
+        if let Ok(Some(n)) = nodes.get_opt(NODE).await {
+            let ready = n.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            if ready {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the node did not become Ready in 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let backends = ["web-0", "web-1", "web-2"];
+    for b in backends {
+        pods.create(&pod(b, "hello", None)).await?;
+    }
+    pods.create(&pod("load", "busybox", Some(&["sleep", "3600"])))
+        .await?;
+    let mut ips = Vec::new();
+    for b in backends {
+        let p = wait_pod(&pods, b).await?;
+        ips.push(p.status.and_then(|s| s.pod_ip).unwrap_or_default());
+    }
+    let load = wait_pod(&pods, "load").await?;
+    let uid = load.metadata.uid.clone().unwrap_or_default();
+    // tug-net's pod namespace name (tug_net::names::netns_name).
+    let netns = format!("/run/netns/tug-{NODE}_{uid}");
+
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }))?;
+    let svc = Api::<Service>::namespaced(client.clone(), "default")
+        .create(&svc)
+        .await?;
+    let cluster_ip = svc
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the apiserver allocated no clusterIP")?;
+    // No endpoints controller runs here: write the Endpoints it would.
+    let addresses: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    let ep: Endpoints = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "subsets": [{"addresses": addresses, "ports": [{"name": "http", "port": 8080}]}],
+    }))?;
+    Api::<Endpoints>::namespaced(client.clone(), "default")
+        .create(&ep)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !proxy
+        .state()
+        .rules
+        .iter()
+        .any(|r| r.name == "web" && r.endpoints.len() == 3)
+    {
+        if Instant::now() > deadline {
+            bail!("the proxy did not program the service: {:?}", proxy.state());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("node ready, 3 backends {ips:?} behind {cluster_ip}:80, load from pod netns {netns}");
+    let direct = format!("{}:8080", ips[0]);
+    let vip = format!("{cluster_ip}:80");
+    let mut results = Vec::new();
+    for (name, addr) in [("direct", &direct), ("clusterip", &vip)] {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .arg(exe)
+            .args([
+                LOAD_SUBCOMMAND,
+                addr.as_str(),
+                &secs.to_string(),
+                &conns.to_string(),
+            ])
+            .output()
+            .context("running nsenter (util-linux)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let r = parse_load(&text).with_context(|| {
+            format!(
+                "the load generator for {addr} failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        println!(
+            "{name}: {addr} rps={:.0} p50_ms={:.2} p99_ms={:.2} errors={} (conns={conns}, {secs}s, new connection per request)",
+            r.rps, r.p50_ms, r.p99_ms, r.errors
+        );
+        results.push(r);
+    }
+    let (d, c) = (results[0], results[1]);
+    println!(
+        "service: direct_rps={:.0} clusterip_rps={:.0} ratio={:.2}",
+        d.rps,
+        c.rps,
+        if d.rps > 0.0 { c.rps / d.rps } else { 0.0 }
+    );
+    Ok(())
+}
+
+/// `service-load <addr> <secs> <conns>`: `conns` threads, each sending `GET /` on a new
+/// connection per request until `secs` passed. Prints
+/// `load: requests=N errors=E rps=X p50_ms=Y p99_ms=Z`. Returns the exit code.
+pub fn load_main(args: &[std::ffi::OsString]) -> i32 {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
+    let (Some(addr), Some(secs), Some(conns)) = (
+        args.first().and_then(|a| a.parse::<SocketAddr>().ok()),
+        args.get(1).and_then(|a| a.parse::<u64>().ok()),
+        args.get(2).and_then(|a| a.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: {LOAD_SUBCOMMAND} <ip:port> <seconds> <connections>");
+        return 2;
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..conns.max(1))
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let mut buf = Vec::with_capacity(1024);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match request(addr, &mut buf) {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let started = deadline - Duration::from_secs(secs);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        if let Ok((l, e)) = w.join() {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    if all.is_empty() {
+        println!("load: requests=0 errors={errors} rps=0 p50_ms=0 p99_ms=0");
+        return 1;
+    }
+    println!(
+        "load: requests={} errors={errors} rps={:.1} p50_ms={:.3} p99_ms={:.3}",
+        all.len(),
+        all.len() as f64 / elapsed,
+        crate::load::percentile(&all, 0.50).as_secs_f64() * 1000.0,
+        crate::load::percentile(&all, 0.99).as_secs_f64() * 1000.0
+    );
+    0
+}
+
+fn request(addr: SocketAddr, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_nodelay(true)?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")?;
+    buf.clear();
+    s.read_to_end(buf)?;
+    if buf.starts_with(b"HTTP/1.1 200") || buf.starts_with(b"HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not a 200 answer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_output_parses() {
+        let r = parse_load("noise\nload: requests=10 errors=1 rps=2000.5 p50_ms=0.4 p99_ms=1.25\n")
+            .unwrap();
+        assert_eq!((r.rps, r.p99_ms, r.errors), (2000.5, 1.25, 1));
+        assert!(parse_load("nothing").is_none());
+    }
+}
