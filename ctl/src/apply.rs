@@ -26,6 +26,49 @@ pub struct Args {
     /// A manifest file, a directory of them, or `-` for stdin (repeatable).
     #[arg(short = 'f', long = "filename", required = true)]
     pub filenames: Vec<String>,
+    /// Also read the manifests in subdirectories of `-f` directories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+/// `-f` arguments with `-R`: each directory becomes its manifest files at any depth,
+/// sorted by path. A directory without any stays as it is, so reading it reports that.
+pub fn expand_recursive(filenames: &[String], recursive: bool) -> Vec<String> {
+    if !recursive {
+        return filenames.to_vec();
+    }
+    let mut out = Vec::new();
+    for arg in filenames {
+        let path = std::path::Path::new(arg);
+        if arg == "-" || !path.is_dir() {
+            out.push(arg.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut dirs = vec![path.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                ) {
+                    found.push(p.to_string_lossy().into_owned());
+                }
+            }
+        }
+        if found.is_empty() {
+            out.push(arg.clone());
+        }
+        found.sort();
+        out.extend(found);
+    }
+    out
 }
 
 /// What apply did to one object.
@@ -48,7 +91,7 @@ impl Outcome {
 
 /// Applies every valid document and reports each bad one; `Ok(false)` if any failed.
 pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
-    let sources = manifest::read_sources(&args.filenames)?;
+    let sources = manifest::read_sources(&expand_recursive(&args.filenames, args.recursive))?;
     let mut ok = true;
     let mut any = false;
     for (source, text) in &sources {

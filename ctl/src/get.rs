@@ -8,12 +8,48 @@ use futures::StreamExt;
 use serde_json::Value;
 use tug_client::{DynamicApi, ListParams};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Yaml,
     Json,
     Wide,
     Name,
+    /// `jsonpath=TEMPLATE` (validated when the flag is parsed).
+    JsonPath(String),
+    /// `custom-columns=HEADER:PATH,...`.
+    CustomColumns(String),
+}
+
+/// Parses `-o`: `yaml`, `json`, `wide`, `name`, `jsonpath=...`, `custom-columns=...`.
+pub fn parse_output(s: &str) -> Result<Output, String> {
+    let (format, arg) = match s.split_once('=') {
+        Some((f, a)) => (f, Some(a)),
+        None => (s, None),
+    };
+    let template = |a: Option<&str>| {
+        a.filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{format} needs a template: -o {format}=..."))
+    };
+    match format {
+        "yaml" => Ok(Output::Yaml),
+        "json" => Ok(Output::Json),
+        "wide" => Ok(Output::Wide),
+        "name" => Ok(Output::Name),
+        "jsonpath" => {
+            let t = template(arg)?;
+            crate::jsonpath::JsonPath::parse(&t).map_err(|e| e.to_string())?;
+            Ok(Output::JsonPath(t))
+        }
+        "custom-columns" => {
+            let t = template(arg)?;
+            crate::jsonpath::parse_columns(&t).map_err(|e| e.to_string())?;
+            Ok(Output::CustomColumns(t))
+        }
+        other => Err(format!(
+            "unknown output format {other:?}; use one of: json, yaml, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC"
+        )),
+    }
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -32,8 +68,8 @@ pub struct Args {
     /// Field selector, e.g. `status.phase=Running`.
     #[arg(long)]
     pub field_selector: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum)]
+    /// Output format: json, yaml, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC.
+    #[arg(short = 'o', long, value_parser = parse_output)]
     pub output: Option<Output>,
     /// After listing, keep printing changes.
     #[arg(short = 'w', long)]
@@ -58,7 +94,10 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
     if args.watch && groups.len() > 1 {
         anyhow::bail!("watch is only supported on one kind at a time");
     }
-    let objects_out = matches!(args.output, Some(Output::Json | Output::Yaml));
+    let objects_out = matches!(
+        args.output,
+        Some(Output::Json | Output::Yaml | Output::JsonPath(_) | Output::CustomColumns(_))
+    );
     let mut ok = true;
     let mut all_objects = Vec::new();
     for (i, (kind, names)) in groups.into_iter().enumerate() {
@@ -81,13 +120,14 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
             ok &= found;
             continue;
         }
-        if i > 0 && args.output.is_none_or(|o| o == Output::Wide) {
+        if i > 0 && args.output.as_ref().is_none_or(|o| *o == Output::Wide) {
             writeln!(ctx.out)?;
         }
         ok &= run_kind(ctx, &group).await?;
     }
     if let Some(format) = args
         .output
+        .as_ref()
         .filter(|_| objects_out && !all_objects.is_empty())
     {
         let v = if all_objects.len() == 1 {
@@ -120,7 +160,7 @@ async fn run_kind(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
         ..Default::default()
     };
     let with_namespace = args.all_namespaces && kind.namespaced;
-    match args.output {
+    match &args.output {
         None | Some(Output::Wide) => {
             let mut printer = TablePrinter::new(args.output == Some(Output::Wide), with_namespace);
             let (table, rv, ok) = fetch_table(ctx, &api, args, &lp).await?;
@@ -139,7 +179,7 @@ async fn run_kind(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
         }
         Some(format) => {
             let (objects, rv, ok) = fetch_objects(ctx, &api, kind, args, &lp).await?;
-            if format == Output::Name {
+            if *format == Output::Name {
                 for o in &objects {
                     writeln!(ctx.out, "{}", name_of(kind, o))?;
                 }
@@ -284,9 +324,27 @@ pub fn name_of(kind: &KindInfo, o: &Value) -> String {
     )
 }
 
-fn print_object(ctx: &mut Ctx<'_>, format: Output, v: &Value) -> anyhow::Result<()> {
+fn print_object(ctx: &mut Ctx<'_>, format: &Output, v: &Value) -> anyhow::Result<()> {
     match format {
         Output::Json => write!(ctx.out, "{}", printer::json(v))?,
+        Output::JsonPath(t) => {
+            let text = crate::jsonpath::JsonPath::parse(t)?.render(v)?;
+            write!(ctx.out, "{text}")?;
+        }
+        Output::CustomColumns(spec) => {
+            let cols = crate::jsonpath::parse_columns(spec)?;
+            let items = v
+                .get("items")
+                .filter(|_| v.get("kind").and_then(Value::as_str) == Some("List"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![v.clone()]);
+            write!(
+                ctx.out,
+                "{}",
+                crate::jsonpath::render_columns(&cols, &items, true)
+            )?;
+        }
         _ => write!(ctx.out, "{}", printer::yaml(v))?,
     }
     Ok(())
@@ -329,7 +387,7 @@ async fn watch_objects(
     kind: &KindInfo,
     lp: &ListParams,
     rv: &str,
-    format: Output,
+    format: &Output,
 ) -> anyhow::Result<()> {
     let path = watch_path(api, lp, rv);
     let mut lines = api.client().request_lines(&path, None).await?;
@@ -342,7 +400,9 @@ async fn watch_objects(
         let obj = printer::with_type_meta(ev["object"].clone(), &kind.api_version(), kind.kind);
         match format {
             Output::Name => writeln!(ctx.out, "{}", name_of(kind, &obj))?,
-            Output::Json => print_object(ctx, format, &obj)?,
+            Output::Json | Output::JsonPath(_) | Output::CustomColumns(_) => {
+                print_object(ctx, format, &obj)?
+            }
             _ => write!(ctx.out, "---\n{}", printer::yaml(&obj))?,
         }
         ctx.out.flush()?;

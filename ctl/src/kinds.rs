@@ -143,6 +143,37 @@ pub fn resolve(name: &str) -> Result<&'static KindInfo> {
         .ok_or_else(|| Error::UnknownResource(name.to_string(), known_names()))
 }
 
+/// Reads `KIND/NAME...` or `KIND NAME...` arguments of one kind (scale, rollout,
+/// describe): `["deploy/web"]`, `["deployment", "web", "api"]`.
+pub fn targets(args: &[String]) -> Result<(&'static KindInfo, Vec<String>), String> {
+    let Some(first) = args.first() else {
+        return Err("you must specify the type of resource and a name, e.g. deployment/web".into());
+    };
+    if let Some((kind, _)) = first.split_once('/') {
+        let info = resolve(kind).map_err(|e| e.to_string())?;
+        let mut names = Vec::new();
+        for a in args {
+            match a.split_once('/') {
+                Some((k, n))
+                    if resolve(k).map_err(|e| e.to_string())?.kind == info.kind
+                        && !n.is_empty() =>
+                {
+                    names.push(n.to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "{a:?}: expected {}/NAME like the first argument",
+                        info.singular
+                    ))
+                }
+            }
+        }
+        return Ok((info, names));
+    }
+    let info = resolve(first).map_err(|e| e.to_string())?;
+    Ok((info, args[1..].to_vec()))
+}
+
 /// Finds the kind of a manifest by its `apiVersion` and `kind`.
 pub fn by_api_version(api_version: &str, kind: &str) -> Result<&'static KindInfo> {
     KINDS

@@ -5,7 +5,12 @@
 //! - `lib.rs`: global flags ([`Cli`]), the shared [`Ctx`], and [`run`].
 //! - One file per verb: `apply.rs`, `get.rs`, `delete.rs`, `logs.rs`, `exec.rs` (exec's
 //!   `Dialer`, a raw HTTP/1.1 connection for streams and WebSockets, serves logs too).
+//! - Verbs beyond those: `create.rs`, `describe.rs`, `scale.rs`, `rollout.rs`,
+//!   `cordon.rs` (cordon/uncordon), `drain.rs`, `events.rs`, `version.rs`,
+//!   `completion.rs`, `config.rs` (`tug config ...`: kubeconfig contexts, no cluster).
 //! - `cluster/`: `tug cluster ...`, local multi-node clusters (no kubeconfig needed).
+//! - `jsonpath.rs`: kubectl's JSONPath templates and custom columns for `get -o`.
+//! - `style.rs`: colours, on a terminal only.
 //! - `kinds.rs`: names users type (`po`, `deploy`, `deployments.apps`) and manifest
 //!   `apiVersion`/`kind` to REST facts, with each kind's strict decoder.
 //! - `manifest.rs`: reading files/dirs/stdin, splitting on `---`, local decoding with
@@ -14,13 +19,25 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod completion;
+pub mod config;
+pub mod cordon;
+pub mod create;
 pub mod delete;
+pub mod describe;
+pub mod drain;
+pub mod events;
 pub mod exec;
 pub mod get;
+pub mod jsonpath;
 pub mod kinds;
 pub mod logs;
 pub mod manifest;
 pub mod printer;
+pub mod rollout;
+pub mod scale;
+pub mod style;
+pub mod version;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -54,12 +71,34 @@ pub enum Command {
     Get(get::Args),
     /// Delete objects by kind and name, or those in files.
     Delete(delete::Args),
+    /// Create objects from files (never update), or a Deployment/Namespace by name.
+    Create(create::Args),
+    /// Show an object in detail, with its Events.
+    Describe(describe::Args),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(scale::Args),
+    /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
+    Rollout(rollout::Args),
+    /// Mark a node unschedulable.
+    Cordon(cordon::Args),
+    /// Mark a node schedulable again.
+    Uncordon(cordon::Args),
+    /// Cordon a node and evict its pods.
+    Drain(drain::Args),
+    /// List events, oldest first.
+    Events(events::Args),
+    /// Print the client and server versions.
+    Version(version::Args),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(completion::Args),
+    /// Show or change the kubeconfig: contexts, current context, a redacted view.
+    Config(config::Args),
+    /// Local clusters: create, list, kubeconfig, stop-node, start-node, delete.
+    Cluster(cluster::Args),
     /// Print (or follow with -f) the log of a container in a pod.
     Logs(logs::Args),
     /// Run a command in a container: `tug exec [-i] [-t] POD [-c C] -- CMD...`.
     Exec(exec::Args),
-    /// Local clusters: create, list, kubeconfig, stop-node, start-node, delete.
-    Cluster(cluster::Args),
 }
 
 /// What every verb needs: the client, the namespace, and where to write.
@@ -127,20 +166,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Returns `Ok(false)` when the verb reported per-object failures itself.
 async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<bool> {
-    // Verbs that need no cluster run before the kubeconfig is loaded.
-    if let Command::Cluster(args) = &cli.command {
-        return cluster::run(args, out, err).await;
+    // Verbs that need no cluster run before the kubeconfig is turned into a client, so
+    // they work with an unreachable server or a broken context.
+    match &cli.command {
+        Command::Config(args) => return config::run(&cli, args, out),
+        Command::Completion(args) => return completion::run(args, out),
+        // The client version prints even when the server cannot be reached.
+        Command::Version(args) => return version::run(&cli, args, out).await,
+        Command::Cluster(args) => return cluster::run(args, out, err).await,
+        _ => {}
     }
-    let config = Config::load(&LoadOptions {
-        kubeconfig: cli.kubeconfig.clone(),
-        context: cli.context.clone(),
-    })
-    .context("loading the kubeconfig")?;
-    let namespace = cli
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.namespace.clone());
-    let client = Client::new(config).context("building the API client")?;
+    let (client, namespace) = connect(&cli)?;
     let mut ctx = Ctx {
         client,
         namespace,
@@ -152,12 +188,38 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Apply(args) => apply::run(&mut ctx, args).await?,
         Command::Get(args) => get::run(&mut ctx, args).await?,
         Command::Delete(args) => delete::run(&mut ctx, args).await?,
+        Command::Create(args) => create::run(&mut ctx, args).await?,
+        Command::Describe(args) => describe::run(&mut ctx, args).await?,
+        Command::Scale(args) => scale::run(&mut ctx, args).await?,
+        Command::Rollout(args) => rollout::run(&mut ctx, args).await?,
+        Command::Cordon(args) => cordon::run(&mut ctx, args, true).await?,
+        Command::Uncordon(args) => cordon::run(&mut ctx, args, false).await?,
+        Command::Drain(args) => drain::run(&mut ctx, args).await?,
+        Command::Events(args) => events::run(&mut ctx, args).await?,
+        // Handled above, before connecting.
+        Command::Config(_) | Command::Completion(_) | Command::Version(_) | Command::Cluster(_) => {
+            true
+        }
         Command::Logs(args) => logs::run(&mut ctx, &cli, args).await?,
         Command::Exec(args) => exec::run(&mut ctx, &cli, args).await?,
-        Command::Cluster(_) => true,
     };
     ctx.out.flush()?;
     Ok(ok)
+}
+
+/// The client and namespace of the kubeconfig context the global flags select.
+pub fn connect(cli: &Cli) -> anyhow::Result<(Client, String)> {
+    let config = Config::load(&LoadOptions {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+    })
+    .context("loading the kubeconfig")?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.namespace.clone());
+    let client = Client::new(config).context("building the API client")?;
+    Ok((client, namespace))
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ fn cell(v: &Value) -> String {
 pub struct TablePrinter {
     pub wide: bool,
     pub with_namespace: bool,
+    /// Print headers as given instead of upper-cased (`-o custom-columns`).
+    pub keep_header_case: bool,
     /// Widths of the previous output, so watch rows line up with the first table.
     widths: Vec<usize>,
 }
@@ -116,6 +118,7 @@ impl TablePrinter {
         TablePrinter {
             wide,
             with_namespace,
+            keep_header_case: false,
             widths: Vec::new(),
         }
     }
@@ -136,7 +139,14 @@ impl TablePrinter {
         if headers {
             let mut h: Vec<String> = visible
                 .iter()
-                .map(|&i| table.columns[i].name.to_uppercase())
+                .map(|&i| {
+                    let name = &table.columns[i].name;
+                    if self.keep_header_case {
+                        name.clone()
+                    } else {
+                        name.to_uppercase()
+                    }
+                })
                 .collect();
             if self.with_namespace {
                 h.insert(0, "NAMESPACE".into());
