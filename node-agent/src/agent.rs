@@ -478,6 +478,8 @@ impl Agent {
             )));
         }
         tasks.push(tokio::spawn(heartbeat(ctx.clone(), host)));
+        std::fs::create_dir_all(image_inbox_dir(&ctx.root)).context("creating the image inbox")?;
+        tasks.push(tokio::spawn(image_inbox(ctx.clone())));
         tasks.push(tokio::spawn(dispatch(ctx.clone())));
         Ok(Agent {
             ctx,
@@ -507,6 +509,51 @@ async fn heartbeat(ctx: Arc<Ctx>, host: Host) {
                 if let Err(e) = node::update_status(&ctx.client, &ctx.node, &host, images, disk_pressure).await {
                     tracing::warn!(error = %e, "updating the node status");
                 }
+            }
+        }
+    }
+}
+
+/// The directory `tug-agent import-image` drops tarballs into; the running agent (the
+/// image store's only owner) imports and removes them.
+pub fn image_inbox_dir(root: &std::path::Path) -> PathBuf {
+    root.join("image-inbox")
+}
+
+/// Imports every `*.tar` that appears in the inbox, then removes it. A tarball that
+/// fails to import is renamed `*.tar.failed` with the reason in `*.tar.error`.
+async fn image_inbox(ctx: Arc<Ctx>) {
+    let dir = image_inbox_dir(&ctx.root);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "creating the image inbox");
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "tar") {
+                continue;
+            }
+            let images = ctx.images.clone();
+            let p = path.clone();
+            let result = tokio::task::spawn_blocking(move || images.import(&p)).await;
+            match result {
+                Ok(Ok(imported)) => {
+                    for img in &imported {
+                        tracing::info!(image = %img.id, references = ?img.references, "imported");
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(file = %path.display(), error = %err, "importing an image");
+                    let _ = std::fs::write(path.with_extension("tar.error"), err.to_string());
+                    let _ = std::fs::rename(&path, path.with_extension("tar.failed"));
+                }
+                Err(_) => {}
             }
         }
     }

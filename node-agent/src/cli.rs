@@ -110,6 +110,60 @@ fn default_ip() -> IpAddr {
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
+/// `tug-agent import-image --root-dir DIR FILE...`: hands OCI-layout or `docker save`
+/// tarballs to the running agent of that root dir and waits until it imported them.
+fn import_image(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    let mut root = PathBuf::from("/var/lib/tug/agent");
+    let mut files = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--root-dir" {
+            root = it.next().context("--root-dir needs a value")?.into();
+        } else {
+            files.push(PathBuf::from(a));
+        }
+    }
+    if files.is_empty() {
+        anyhow::bail!("usage: tug-agent import-image [--root-dir DIR] FILE.tar...");
+    }
+    let inbox = crate::agent::image_inbox_dir(&root);
+    if !inbox.exists() {
+        anyhow::bail!(
+            "{} does not exist: is a tug-agent running with --root-dir {}?",
+            inbox.display(),
+            root.display()
+        );
+    }
+    for f in files {
+        let name = format!(
+            "{}-{}.tar",
+            std::process::id(),
+            f.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
+        );
+        let tmp = inbox.join(format!(".{name}.part"));
+        std::fs::copy(&f, &tmp).with_context(|| format!("copying {}", f.display()))?;
+        let dest = inbox.join(&name);
+        std::fs::rename(&tmp, &dest)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while dest.exists() {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the agent did not import {} within 5 minutes", f.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let failed = dest.with_extension("tar.error");
+        if let Ok(reason) = std::fs::read_to_string(&failed) {
+            let _ = std::fs::remove_file(&failed);
+            let _ = std::fs::remove_file(dest.with_extension("tar.failed"));
+            anyhow::bail!("importing {}: {reason}", f.display());
+        }
+        println!("imported {}", f.display());
+    }
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     if args.cleanup {
         let program =
@@ -237,6 +291,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// Runs the agent with `args` (without the program name) until SIGTERM/SIGINT; returns
 /// the exit code. Call only from a fresh process: it sets up logging and a runtime.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "import-image") {
+        return match import_image(args[1..].to_vec()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tug-agent import-image: {e:#}");
+                1
+            }
+        };
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

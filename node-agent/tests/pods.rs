@@ -491,3 +491,112 @@ async fn tug_logs_follow_streams_and_tug_exec_runs_inside_through_the_apiserver(
     assert_eq!(code, 4);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_errors_back_off_config_maps_are_projected_and_updated_and_host_ports_map() {
+    let node = TestNode::start().await;
+    // An image from a registry that does not answer: ErrImagePull, then ImagePullBackOff.
+    node.create_pod(
+        "pullfail",
+        json!({"containers": [{"name": "c", "image": "127.0.0.1:1/nothing:v1", "imagePullPolicy": "IfNotPresent"}]}),
+    )
+    .await;
+    // A ConfigMap projected as files, updated in place.
+    let cms: tug_client::Api<tug_proto::core::v1::ConfigMap> =
+        tug_client::Api::namespaced(node.client.clone(), "default");
+    let cm: tug_proto::core::v1::ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "default"},
+        "data": {"greeting": "hi"}
+    }))
+    .unwrap();
+    cms.create(&cm).await.unwrap();
+    node.create_pod(
+        "reader",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"], "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}),
+    )
+    .await;
+    // hostPort: the node's port reaches the pod (the seeds' `docker run -p`).
+    let host_port = 20000 + (std::process::id() % 10000) as u16;
+    node.create_pod(
+        "exposed",
+        json!({"containers": [{"name": "web", "image": "hello", "imagePullPolicy": "Never",
+            "ports": [{"containerPort": 8080, "hostPort": host_port}]}]}),
+    )
+    .await;
+    node.wait_pod("reader", "Running", is_running).await;
+    let (code, text) = exec(&node, "reader", "c", &["cat", "/etc/cfg/greeting"]).await;
+    assert_eq!((code, text.as_str()), (0, "hi"));
+    let mut cm = cms.get("cfg").await.unwrap();
+    cm.data.insert("greeting".into(), "bye".into());
+    cms.replace("cfg", &cm).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = exec(&node, "reader", "c", &["cat", "/etc/cfg/greeting"]).await;
+        if text == "bye" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {text:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    node.wait_pod("exposed", "Running", is_running).await;
+    let mut body = String::new();
+    for _ in 0..50 {
+        match http_get(&format!("127.0.0.1:{host_port}")).await {
+            Ok(b) => {
+                body = b;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(body.contains("Hello Kubernetes Beginners!"), "{body}");
+    let reason = |p: &tug_proto::core::v1::Pod| {
+        container_status(p, "c")
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+            .unwrap_or_default()
+    };
+    let p = node
+        .wait_pod("pullfail", "ImagePullBackOff", |p| {
+            reason(p) == "ImagePullBackOff"
+        })
+        .await;
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_handed_to_a_running_agent_are_imported() {
+    let node = TestNode::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut layer = tug_image::layout::LayerBuilder::new();
+    layer.file("hello.txt", b"inboxed\n", 0o644).unwrap();
+    let image =
+        tug_image::layout::build_image(vec![layer.finish().unwrap()], Default::default(), false)
+            .unwrap();
+    let tar = dir.path().join("inboxed.tar");
+    tug_image::layout::write_oci_layout(
+        std::fs::File::create(&tar).unwrap(),
+        &[("docker.io/library/inboxed:v1", &image)],
+    )
+    .unwrap();
+    let root = node.root.clone();
+    let code = tokio::task::spawn_blocking(move || {
+        tug_agent::cli::main(vec![
+            "import-image".into(),
+            "--root-dir".into(),
+            root.into_os_string(),
+            tar.into_os_string(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0);
+    let agent = node.agent.as_ref().unwrap();
+    assert!(agent.ctx.images.get("inboxed:v1").is_some());
+    node.shutdown().await;
+}
