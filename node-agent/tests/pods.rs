@@ -600,3 +600,89 @@ async fn images_handed_to_a_running_agent_are_imported() {
     assert!(agent.ctx.images.get("inboxed:v1").is_some());
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn args_env_env_from_working_dir_run_as_user_and_limits_are_honoured() {
+    let node = TestNode::start().await;
+    let cms: tug_client::Api<tug_proto::core::v1::ConfigMap> =
+        tug_client::Api::namespaced(node.client.clone(), "default");
+    let cm: tug_proto::core::v1::ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"},
+        "data": {"MODE": "fast"}
+    }))
+    .unwrap();
+    cms.create(&cm).await.unwrap();
+    node.create_pod(
+        "shaped",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+            "command": ["sh", "-c"], "args": ["echo started as $(id -u) in $PWD; sleep 3600"],
+            "workingDir": "/tmp",
+            "env": [{"name": "GREETING", "value": "hello $(POD_NAME)"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "AGAIN", "value": "$(POD_NAME)!"}],
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}],
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+            "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}}}]}),
+    )
+    .await;
+    node.wait_pod("shaped", "Running", is_running).await;
+    let (_, out) = exec(
+        &node,
+        "shaped",
+        "c",
+        &["sh", "-c", "id -u; id -g; pwd; echo $AGAIN $APP_MODE"],
+    )
+    .await;
+    assert_eq!(out, "1000\n1000\n/tmp\nshaped! fast\n");
+    let (_, out) = exec(&node, "shaped", "c", &["sh", "-c", "echo $GREETING"]).await;
+    // POD_NAME is defined after GREETING, so $(POD_NAME) stays as written (Kubernetes' rule).
+    assert_eq!(out.trim(), "hello $(POD_NAME)");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !read_log(&node, "shaped", "c").contains("started as 1000 in /tmp") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            read_log(&node, "shaped", "c")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The container's cgroup carries the limits (cgroup v1 on this host; v2 elsewhere).
+    let agent = node.agent.as_ref().unwrap();
+    let uid = agent.ctx.index.get("default", "shaped").unwrap().uid;
+    let cg = agent.ctx.pod_cgroup(&uid);
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").join(&cg);
+    if v1.exists() {
+        let found = walk_find(
+            &v1,
+            "memory.limit_in_bytes",
+            &(64 * 1024 * 1024).to_string(),
+        );
+        assert!(
+            found,
+            "no memory.limit_in_bytes of 64Mi under {}",
+            v1.display()
+        );
+        let cpu = std::path::Path::new("/sys/fs/cgroup/cpu").join(&cg);
+        assert!(
+            walk_find(&cpu, "cpu.cfs_quota_us", "25000"),
+            "no 250m quota under {}",
+            cpu.display()
+        );
+    }
+    node.shutdown().await;
+}
+
+/// Whether some cgroup dir under `dir` has `file` with exactly `value`.
+fn walk_find(dir: &std::path::Path, file: &str, value: &str) -> bool {
+    if std::fs::read_to_string(dir.join(file)).is_ok_and(|v| v.trim() == value) {
+        return true;
+    }
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .any(|e| walk_find(&e.path(), file, value))
+        })
+        .unwrap_or(false)
+}
