@@ -210,6 +210,13 @@ impl ShimRuntime {
         // processes) behind.
         if !exited {
             if let Some(cfg) = records::read_json::<ShimConfig>(&dir, records::SHIM_CONFIG)? {
+                if cgroups::cgroup_exists(&cfg.cgroup_path) {
+                    tracing::warn!(
+                        container = id,
+                        cgroup = cfg.cgroup_path,
+                        "the container's shim died without cleaning up; killing what is left in its cgroup"
+                    );
+                }
                 cgroups::remove_container_cgroup(&cfg.cgroup_path)?;
             }
         }

@@ -727,3 +727,50 @@ async fn containers_join_the_sandbox_network_namespace_or_use_the_host_network()
     assert_eq!(env.log_lines("hostnet").len(), host);
     env.rt.remove("hostnet").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_container_whose_shim_died_is_unknown_and_remove_kills_what_is_left() {
+    let env = Env::new();
+    let state = env
+        .rt
+        .run(env.config("orphan", &["sleep", "1000"]))
+        .await
+        .unwrap();
+    let ContainerState::Running { pid, .. } = state else {
+        panic!("not running: {state:?}");
+    };
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.rt.container_dir("orphan").join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let shim_pid = record["shim_pid"].as_i64().unwrap() as i32;
+    // The shim crashes (SIGKILL through kill(1)).
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &shim_pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut state = env.rt.state("orphan").await.unwrap();
+    for _ in 0..500 {
+        if matches!(state, ContainerState::Unknown(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        state = env.rt.state("orphan").await.unwrap();
+    }
+    assert!(matches!(state, ContainerState::Unknown(_)), "{state:?}");
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    env.rt.remove("orphan").await.unwrap();
+    assert!(!cgroup_exists(&env.container_cgroup("orphan")));
+    // The container's init was killed with its cgroup (it may linger as a zombie of
+    // init for a moment, so look at its state rather than its existence).
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "{stat}");
+}
