@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -29,7 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{flag, status_response, BackendError, ExecRequest, ExecSession, PodBackend};
+use super::{flag, status_response, BackendError, ExecRequest, ExecSession, PodBackend, Shutdown};
 
 pub const V5: &str = "v5.channel.k8s.io";
 pub const V4: &str = "v4.channel.k8s.io";
@@ -121,8 +122,9 @@ pub fn upgrade_kind(headers: &HeaderMap) -> Upgrade {
 /// The message of the 400 answering a SPDY upgrade (kubectl < 1.30 and its fallback).
 pub const SPDY_UNSUPPORTED: &str = "exec over SPDY is not supported by tug; use `tug exec`, or kubectl 1.30 or newer (WebSocket exec, the default since 1.31; with 1.30 set KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true)";
 
-pub async fn handle(
+pub(crate) async fn handle(
     State(backend): State<Arc<dyn PodBackend>>,
+    Extension(shutdown): Extension<Shutdown>,
     UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
     mut req: Request,
 ) -> Response {
@@ -164,7 +166,11 @@ pub async fn handle(
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                run(ws, protocol == V5, session, command).await;
+                // On shutdown the session is dropped, which ends the process.
+                tokio::select! {
+                    _ = run(ws, protocol == V5, session, command) => {}
+                    _ = shutdown.wait() => {}
+                }
             }
             Err(e) => tracing::debug!("exec upgrade failed: {e}"),
         }

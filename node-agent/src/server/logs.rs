@@ -477,7 +477,7 @@ async fn stream_inner(
 }
 
 /// The handler: asks the backend for the file, then streams it.
-pub async fn handle(
+pub(crate) async fn handle(
     State(backend): State<Arc<dyn PodBackend>>,
     UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
     RawQuery(query): RawQuery,

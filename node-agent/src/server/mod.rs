@@ -144,7 +144,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let app = router(backend);
+    let app = router(backend, shutdown.clone());
     let mut conns = JoinSet::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -204,12 +204,27 @@ pub async fn serve(
     conns.shutdown().await;
 }
 
+/// The server's shutdown signal, for work that outlives its connection.
+#[derive(Clone)]
+pub(crate) struct Shutdown(pub(crate) watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once the server shuts down (or its owner is gone).
+    pub(crate) async fn wait(mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The identity of the connection's client certificate.
 #[derive(Clone)]
 struct Peer(Option<Identity>);
 
 /// The routes without TLS (tests drive it directly too).
-fn router(backend: Arc<dyn PodBackend>) -> Router {
+fn router(backend: Arc<dyn PodBackend>, shutdown: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(logs::handle))
         .route("/exec/{ns}/{pod}/{container}", any(exec::handle))
@@ -221,6 +236,8 @@ fn router(backend: Arc<dyn PodBackend>) -> Router {
             )
         })
         .layer(middleware::from_fn(authorize))
+        // Exec sessions outlive their HTTP connection (it was upgraded): they watch this.
+        .layer(axum::Extension(Shutdown(shutdown)))
         .with_state(backend)
 }
 

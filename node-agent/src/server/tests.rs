@@ -447,6 +447,17 @@ async fn exec_with_a_tty_runs_on_a_terminal_and_forwards_resizes() {
 }
 
 #[tokio::test]
+async fn server_shutdown_ends_running_exec_sessions() {
+    let agent = start().await;
+    running(&agent);
+    let path = exec_path("app", &["sleep", "1000"], "stdout=1");
+    let (ws, _) = agent.websocket(&path, "v5.channel.k8s.io").await.unwrap();
+    agent.stop.send(true).unwrap();
+    let out = exec_session(ws, vec![]).await;
+    assert_eq!(out.status, Value::Null, "no exit status: the command was cut off");
+}
+
+#[tokio::test]
 async fn exec_refusals_are_plain_http_errors_before_the_upgrade() {
     let agent = start().await;
     running(&agent);
