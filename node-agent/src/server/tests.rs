@@ -454,7 +454,11 @@ async fn server_shutdown_ends_running_exec_sessions() {
     let (ws, _) = agent.websocket(&path, "v5.channel.k8s.io").await.unwrap();
     agent.stop.send(true).unwrap();
     let out = exec_session(ws, vec![]).await;
-    assert_eq!(out.status, Value::Null, "no exit status: the command was cut off");
+    assert_eq!(
+        out.status,
+        Value::Null,
+        "no exit status: the command was cut off"
+    );
 }
 
 #[tokio::test]
