@@ -686,3 +686,62 @@ fn walk_find(dir: &std::path::Path, file: &str, value: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_before_the_containers_and_host_network_shares_the_node() {
+    let node = TestNode::start().await;
+    node.create_pod(
+        "staged",
+        json!({
+            "initContainers": [
+                {"name": "first", "image": "busybox", "imagePullPolicy": "Never",
+                 "command": ["sh", "-c", "echo one >> /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                {"name": "second", "image": "busybox", "imagePullPolicy": "Never",
+                 "command": ["sh", "-c", "echo two >> /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+            ],
+            "containers": [{"name": "main", "image": "busybox", "imagePullPolicy": "Never",
+                "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "volumes": [{"name": "work", "emptyDir": {}}]
+        }),
+    )
+    .await;
+    node.create_pod(
+        "hostnet",
+        json!({"hostNetwork": true, "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"]}]}),
+    )
+    .await;
+    let p = node.wait_pod("staged", "Running", is_running).await;
+    let status = p.status.as_ref().unwrap();
+    assert!(status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Initialized" && c.status == "True"));
+    for init in &status.init_container_statuses {
+        let t = init
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .expect("terminated init");
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref()),
+            (0, Some("Completed")),
+            "{}",
+            init.name
+        );
+    }
+    let (_, order) = exec(&node, "staged", "main", &["cat", "/work/order"]).await;
+    assert_eq!(order, "one\ntwo\n");
+    let p = node.wait_pod("hostnet", "Running", is_running).await;
+    assert_eq!(
+        p.status.as_ref().unwrap().pod_ip.as_deref(),
+        Some("127.0.0.1")
+    );
+    // The host's network namespace: its interfaces include the node's pod bridge.
+    let (_, links) = exec(&node, "hostnet", "c", &["ip", "link"]).await;
+    assert!(links.contains(&node.bridge), "{links}");
+    node.shutdown().await;
+}
