@@ -1103,8 +1103,23 @@ async fn node(
     }
     if let Some(info) = o.pointer("/status/nodeInfo").and_then(Value::as_object) {
         page.text(0, "System Info:");
-        for (k, v) in info {
-            page.kv(2, &title(k), crate::jsonpath::text(v));
+        // kubectl's labels and order for the nodeInfo fields.
+        let labels = [
+            ("machineID", "Machine ID"),
+            ("systemUUID", "System UUID"),
+            ("bootID", "Boot ID"),
+            ("kernelVersion", "Kernel Version"),
+            ("osImage", "OS Image"),
+            ("operatingSystem", "Operating System"),
+            ("architecture", "Architecture"),
+            ("containerRuntimeVersion", "Container Runtime Version"),
+            ("kubeletVersion", "Kubelet Version"),
+            ("kubeProxyVersion", "Kube-Proxy Version"),
+        ];
+        for (key, label) in labels {
+            if let Some(v) = info.get(key) {
+                page.kv(2, label, crate::jsonpath::text(v));
+            }
         }
     }
     page.kv(0, "PodCIDR", or_none(s(o, "/spec/podCIDR")));
