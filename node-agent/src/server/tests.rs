@@ -846,5 +846,18 @@ async fn kubectl_logs_and_exec_work_against_tug() {
     let (code, _, err) = run_kubectl(&bin, &kc, &["exec", "p", "-c", "x", "--", "true"], b"").await;
     assert_ne!(code, 0);
     assert!(err.contains("container x is not valid for pod p"), "{err}");
+
+    // logs -f streams until the container exits.
+    let b = c.agent.backend.clone();
+    let path = b.path("default", "p", "app", 0);
+    let writer = async {
+        // Most likely after kubectl read what was there; the outcome is the same either way.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        append_cri(&path, &[(&stamp(3), "stdout", "F", "again")]);
+        b.set("default", "p", "app", |c| c.running = false);
+    };
+    let ((code, out, err), ()) =
+        tokio::join!(run_kubectl(&bin, &kc, &["logs", "-f", "p"], b""), writer);
+    assert_eq!((code, out.as_str()), (0, "hello\nworld\nagain\n"), "{err}");
     c.server.shutdown().await;
 }
