@@ -369,6 +369,10 @@ pub fn run(cli: &Cli, args: &Args, out: &mut dyn Write) -> anyhow::Result<bool> 
             output,
         } => {
             let mut merged = files.merged();
+            // `--context` picks what --minify keeps, as in kubectl.
+            if let Some(c) = &cli.context {
+                set_key(&mut merged, "current-context", Value::String(c.clone()));
+            }
             if *min {
                 minify(&mut merged)?;
             }

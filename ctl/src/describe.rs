@@ -1190,13 +1190,20 @@ fn generic(page: &mut Page, kind: &KindInfo, o: &Value) {
             page.text(0, "Data");
             page.text(0, "====");
             for (key, val) in val_map(v) {
-                let len = val.as_str().map_or(0, |b64| b64.len() * 3 / 4);
+                let len = val.as_str().map_or(0, base64_len);
                 page.kv(0, key, format!("{len} bytes"));
             }
             continue;
         }
         nested(page, 0, &title(k), v);
     }
+}
+
+/// The decoded size of base64 text, without decoding it.
+fn base64_len(b64: &str) -> usize {
+    let b64 = b64.trim();
+    let pad = b64.bytes().rev().take_while(|b| *b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(pad)
 }
 
 fn val_map(v: &Value) -> Vec<(&String, &Value)> {
@@ -1326,6 +1333,19 @@ mod tests {
             "Volumes:\n  scratch:\n    Type:    EmptyDir",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn secret_sizes_are_the_decoded_sizes() {
+        for (b64, want) in [
+            ("", 0),
+            ("YQ==", 1),
+            ("YWI=", 2),
+            ("YWJj", 3),
+            ("c2VjcmV0", 6),
+        ] {
+            assert_eq!(base64_len(b64), want, "{b64}");
         }
     }
 

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    tug_ctl::style::output_is_stdout();
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     let code = runtime.block_on(tug_ctl::run(std::env::args_os(), &mut out, &mut err));

@@ -2,12 +2,22 @@
 //! `NO_COLOR` set, so scripts always read plain text.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether output may carry ANSI colours: stdout is a terminal and `NO_COLOR` is unset
-/// (<https://no-color.org>: any non-empty value disables colour).
+/// Set by the `tug` binary, whose output really is stdout. Library callers (tests, other
+/// crates) hand `run` their own writers, so they never get colour.
+static STDOUT_IS_OUTPUT: AtomicBool = AtomicBool::new(false);
+
+/// Called by `main`: output goes to the process's stdout, so its terminal decides.
+pub fn output_is_stdout() {
+    STDOUT_IS_OUTPUT.store(true, Ordering::Relaxed);
+}
+
+/// Whether output may carry ANSI colours: it goes to stdout, stdout is a terminal and
+/// `NO_COLOR` is unset (<https://no-color.org>: any non-empty value disables colour).
 pub fn enabled() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    !no_color && std::io::stdout().is_terminal()
+    STDOUT_IS_OUTPUT.load(Ordering::Relaxed) && !no_color && std::io::stdout().is_terminal()
 }
 
 /// A colour for [`paint`].
@@ -50,10 +60,8 @@ mod tests {
     }
 
     #[test]
-    fn tests_do_not_run_on_a_terminal_so_colour_is_off() {
-        // nextest and cargo test capture stdout; with NO_COLOR it is off regardless.
-        if !std::io::stdout().is_terminal() {
-            assert!(!enabled());
-        }
+    fn library_callers_never_get_colour() {
+        // Only the binary declares that its output is the terminal.
+        assert!(!enabled());
     }
 }

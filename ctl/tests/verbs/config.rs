@@ -109,6 +109,24 @@ async fn contexts_are_listed_switched_and_viewed_without_a_cluster() {
     assert_eq!(v["users"][0]["user"]["token"], "s3cret-token");
     assert_eq!(v["clusters"].as_array().unwrap().len(), 1);
     assert_eq!(v["clusters"][0]["name"], "c2");
+    let r = run(&[
+        "--kubeconfig",
+        k,
+        "--context",
+        "alpha",
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "json",
+    ])
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["clusters"][0]["name"], "c1", "{v}");
+    assert_eq!(
+        v["clusters"][0]["cluster"]["certificate-authority-data"],
+        "DATA+OMITTED"
+    );
 }
 
 #[tokio::test]
