@@ -184,11 +184,12 @@ impl Ctx {
 
     /// The image for `c` per its pull policy; errors are a waiting reason and message
     /// as the kubelet reports them.
+    /// Returns the image and, when it was pulled now, how long the pull took.
     pub async fn ensure_image(
         &self,
         pod: &Pod,
         c: &Container,
-    ) -> Result<tug_image::Image, (&'static str, String)> {
+    ) -> Result<(tug_image::Image, Option<Duration>), (&'static str, String)> {
         let reference = c.image.clone().unwrap_or_default();
         let normalized = tug_image::normalize(&reference).map_err(|e| {
             (
@@ -203,7 +204,7 @@ impl Ctx {
             .unwrap_or_else(|| if latest { "Always" } else { "IfNotPresent" }.to_string());
         let present = self.images.get(&normalized);
         match (policy.as_str(), present) {
-            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => return Ok(img),
+            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => return Ok((img, None)),
             ("Never", None) => {
                 return Err((
                     "ErrImageNeverPull",
@@ -215,6 +216,7 @@ impl Ctx {
             _ => {}
         }
         let auth = self.pull_auth(pod, &normalized).await;
+        let started = std::time::Instant::now();
         self.images
             .pull(
                 &normalized,
@@ -222,6 +224,7 @@ impl Ctx {
                 &tug_image::PullOptions::default(),
             )
             .await
+            .map(|img| (img, Some(started.elapsed())))
             .map_err(|e| {
                 (
                     "ErrImagePull",
@@ -783,6 +786,21 @@ pub async fn cleanup_node(
         .context("opening the node's network state")?;
         net.cleanup_all().context("removing the node's network")?;
         let _ = tug_runtime::remove_pod_cgroup(&s.cgroup_root);
+        // Its parents (`tug`, `tug/<cluster>`) go too once no other node uses them: a
+        // plain rmdir per hierarchy, which fails while other nodes' cgroups are inside.
+        let hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let mut parent = std::path::Path::new(&s.cgroup_root).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            for h in hierarchies
+                .iter()
+                .chain(std::iter::once(&PathBuf::from("/sys/fs/cgroup")))
+            {
+                let _ = std::fs::remove_dir(h.join(p));
+            }
+            parent = p.parent();
+        }
     }
     std::fs::remove_dir_all(root).with_context(|| format!("removing {}", root.display()))?;
     Ok(())

@@ -655,7 +655,18 @@ impl Worker {
         c: &Container,
         init: bool,
     ) -> Result<(), (&'static str, String)> {
-        let image = self.ctx.ensure_image(pod, c).await?;
+        let (image, pulled) = self.ctx.ensure_image(pod, c).await?;
+        let reference = c.image.clone().unwrap_or_default();
+        let pulled_msg = match pulled {
+            Some(took) => format!(
+                "Successfully pulled image {reference:?} in {:.3}s",
+                took.as_secs_f64()
+            ),
+            None => format!("Container image {reference:?} already present on machine"),
+        };
+        self.ctx
+            .event_for(&self.record, "Normal", "Pulled", &pulled_msg)
+            .await;
         let attempt = {
             let map = if init {
                 &self.record.init_containers
@@ -682,6 +693,14 @@ impl Worker {
                     format!("preparing the root filesystem: {e}"),
                 )
             })?;
+        self.ctx
+            .event_for(
+                &self.record,
+                "Normal",
+                "Created",
+                &format!("Created container {}", c.name),
+            )
+            .await;
         let result = self
             .build_and_run(pod, c, &image, &id, rootfs, attempt)
             .await;
