@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use tug_client::DynamicApi;
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     /// A manifest file, a directory of them, or `-` for stdin (repeatable).
     #[arg(short = 'f', long = "filename")]
@@ -20,8 +19,36 @@ pub struct Args {
     /// Record the object as the last applied configuration, so a later `apply` merges.
     #[arg(long)]
     pub save_config: bool,
+    /// `client`: only print what would be created (with -o, the object itself).
+    #[arg(long, value_enum, default_value = "none", global = true)]
+    pub dry_run: DryRun,
+    /// Print the created object instead of `kind/name created`.
+    #[arg(short = 'o', long, value_enum, global = true)]
+    pub output: Option<Output>,
     #[command(subcommand)]
     pub what: Option<What>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+    Name,
+}
+
+const NOTHING_TO_CREATE: &str = "must specify one of -f or a kind to create (`tug create deployment NAME --image=IMAGE`, `tug create namespace NAME`)";
+
+/// How to report each object.
+#[derive(Clone, Copy, Debug)]
+struct Report {
+    dry_run: bool,
+    output: Option<Output>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -46,6 +73,13 @@ pub enum What {
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
+    let report = Report {
+        dry_run: args.dry_run == DryRun::Client,
+        output: args.output,
+    };
+    if args.what.is_some() && !args.filenames.is_empty() {
+        anyhow::bail!("-f cannot be combined with a kind to create; use one or the other");
+    }
     match &args.what {
         Some(What::Deployment {
             name,
@@ -57,21 +91,20 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
                 anyhow::bail!("--replicas={replicas}: must be 0 or more");
             }
             let obj = deployment(name, &ctx.namespace, image, *replicas, *port);
-            create_one(ctx, kinds::resolve("deployments")?, Some(&ctx.namespace.clone()), name, obj)
-                .await
+            let deployments = kinds::resolve("deployments")?;
+            let ns = ctx.namespace.clone();
+            create_one(ctx, deployments, Some(&ns), name, obj, report).await
         }
         Some(What::Namespace { name }) => {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            create_one(ctx, kinds::resolve("namespaces")?, None, name, obj).await
+            create_one(ctx, kinds::resolve("namespaces")?, None, name, obj, report).await
         }
-        None if args.filenames.is_empty() => anyhow::bail!(
-            "must specify one of -f or a kind to create (`tug create deployment NAME --image=IMAGE`, `tug create namespace NAME`)"
-        ),
-        None => from_files(ctx, args).await,
+        None if args.filenames.is_empty() => anyhow::bail!(NOTHING_TO_CREATE),
+        None => from_files(ctx, args, report).await,
     }
 }
 
-async fn from_files(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
+async fn from_files(ctx: &mut Ctx<'_>, args: &Args, report: Report) -> anyhow::Result<bool> {
     let sources = manifest::read_sources(&expand_recursive(&args.filenames, args.recursive))?;
     let mut ok = true;
     let mut any = false;
@@ -107,7 +140,7 @@ async fn from_files(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
                     continue;
                 }
             };
-            ok &= create_one(ctx, m.kind, namespace.as_deref(), &m.name, obj).await?;
+            ok &= create_one(ctx, m.kind, namespace.as_deref(), &m.name, obj, report).await?;
         }
     }
     if !any {
@@ -125,11 +158,26 @@ async fn create_one(
     namespace: Option<&str>,
     name: &str,
     obj: Value,
+    report: Report,
 ) -> anyhow::Result<bool> {
-    let api = DynamicApi::dynamic(ctx.client.clone(), kind.api_resource(), namespace);
-    match api.create(&obj).await {
-        Ok(_) => {
-            writeln!(ctx.out, "{}/{name} created", kind.display())?;
+    let created = if report.dry_run {
+        Ok(obj)
+    } else {
+        let api = DynamicApi::dynamic(ctx.client.clone(), kind.api_resource(), namespace);
+        api.create(&obj).await
+    };
+    match created {
+        Ok(o) => {
+            let o = crate::printer::with_type_meta(o, &kind.api_version(), kind.kind);
+            match report.output {
+                Some(Output::Yaml) => write!(ctx.out, "{}", crate::printer::yaml(&o))?,
+                Some(Output::Json) => write!(ctx.out, "{}", crate::printer::json(&o))?,
+                Some(Output::Name) => writeln!(ctx.out, "{}/{name}", kind.display())?,
+                None if report.dry_run => {
+                    writeln!(ctx.out, "{}/{name} created (dry run)", kind.display())?
+                }
+                None => writeln!(ctx.out, "{}/{name} created", kind.display())?,
+            }
             Ok(true)
         }
         Err(e) => {

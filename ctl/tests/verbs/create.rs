@@ -84,6 +84,35 @@ async fn create_makes_objects_once_and_reports_existing_ones_like_kubectl() {
          Error from server (AlreadyExists): configmaps \"b\" already exists\n"
     );
 
+    // --dry-run=client prints the object and creates nothing.
+    let r = tug(
+        s,
+        &[
+            "create",
+            "deployment",
+            "api",
+            "--image=hello",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.starts_with("apiVersion: apps/v1\nkind: Deployment\n"),
+        "{}",
+        r.out
+    );
+    let r = tug(s, &["create", "ns", "dry", "--dry-run=client"]).await;
+    assert_eq!(r.out, "namespace/dry created (dry run)\n");
+    assert_eq!(tug(s, &["get", "deploy", "api"]).await.code, 1);
+    assert_eq!(tug(s, &["get", "ns", "dry"]).await.code, 1);
+    let r = tug(s, &["create", "ns", "real", "-o", "name"]).await;
+    assert_eq!(r.out, "namespace/real\n");
+    let r = tug(s, &["create", "ns", "x", "--dry-run=server"]).await;
+    assert_eq!(r.code, 1);
+
     // Bad input: negative replicas, no image, nothing to create, a bad document.
     let r = tug(
         s,

@@ -195,6 +195,9 @@ async fn rollout_status_times_out_and_rejects_bad_targets() {
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(r.out.lines().count(), 1, "{}", r.out);
 
+    let r = tug(s, &["rollout", "undo", "deployment/web"]).await;
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("no previous revision"), "{}", r.err);
     let r = tug(s, &["rollout", "status", "deployment/nope"]).await;
     assert_eq!(r.code, 1);
     assert!(r.err.contains("NotFound"), "{}", r.err);
