@@ -6,9 +6,11 @@
 //! `NonZeroExitCode` and the exit code in `details.causes`), 4 a terminal resize
 //! `{"Width":w,"Height":h}` (client -> server). v5 adds 255: `[255, 0]` closes stdin.
 //!
-//! The process is started before the handshake is answered, so "no such container" is
-//! a plain HTTP error; a backend failure after that is reported on channel 3 like the
-//! kubelet's runtime errors. SPDY (kubectl before 1.30) is refused with a 400 saying so.
+//! A malformed request is a plain HTTP error. A backend refusal (no such container, not
+//! running, the runtime failed) is answered after the upgrade, as a `Failure` on channel
+//! 3 like the kubelet's runtime errors: kubectl (1.30+) retries any failed WebSocket
+//! handshake over SPDY, so an HTTP error would reach the user as "SPDY is not
+//! supported" instead of the real reason. SPDY is refused with a 400 saying so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -153,13 +155,7 @@ pub(crate) async fn handle(
         return bad("this connection cannot be upgraded; exec needs HTTP/1.1");
     };
     let command = exec.command.clone();
-    let session = match backend.exec(&ns, &pod, &container, exec).await {
-        Ok(s) => Ok(s),
-        Err(e @ (BackendError::NotFound(_) | BackendError::BadRequest(_))) => {
-            return e.into_response()
-        }
-        Err(e) => Err(e),
-    };
+    let session = backend.exec(&ns, &pod, &container, exec).await;
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -206,12 +202,21 @@ pub fn exit_status(code: i32, command: &[String]) -> Value {
 }
 
 fn error_status(e: &BackendError) -> Value {
+    let (reason, code, message) = match e {
+        BackendError::NotFound(m) => ("NotFound", 404, m.clone()),
+        BackendError::BadRequest(m) => ("BadRequest", 400, m.clone()),
+        BackendError::Internal(m) => (
+            "InternalError",
+            500,
+            format!("Internal error occurred: {m}"),
+        ),
+    };
     json!({
         "metadata": {},
         "status": "Failure",
-        "message": format!("Internal error occurred: {e}"),
-        "reason": "InternalError",
-        "code": 500,
+        "message": message,
+        "reason": reason,
+        "code": code,
     })
 }
 

@@ -462,17 +462,38 @@ async fn server_shutdown_ends_running_exec_sessions() {
 }
 
 #[tokio::test]
-async fn exec_refusals_are_plain_http_errors_before_the_upgrade() {
+async fn backend_refusals_arrive_as_a_failure_status_after_the_upgrade() {
+    let agent = start().await;
+    running(&agent);
+    agent.backend.add(
+        "ns",
+        "p",
+        "stopped",
+        FakeContainer {
+            restart_count: 0,
+            running: false,
+        },
+    );
+    for (container, reason, want) in [
+        ("nope", "NotFound", "\"nope\""),
+        ("stopped", "BadRequest", "is not running"),
+    ] {
+        let path = exec_path(container, &["true"], "stdout=1");
+        let (ws, _) = agent.websocket(&path, "v5.channel.k8s.io").await.unwrap();
+        let out = exec_session(ws, vec![]).await;
+        assert_eq!(out.status["status"], "Failure", "{container}");
+        assert_eq!(out.status["reason"], reason, "{container}");
+        let message = out.status["message"].as_str().unwrap();
+        assert!(message.contains(want), "{container}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_exec_requests_are_plain_http_errors() {
     let agent = start().await;
     running(&agent);
     let ok = exec_path("app", &["true"], "stdout=1");
     let cases: Vec<(String, &str, u16, &str)> = vec![
-        (
-            exec_path("nope", &["true"], "stdout=1"),
-            "v5.channel.k8s.io",
-            404,
-            "nope",
-        ),
         (
             "/exec/ns/p/app?stdout=1".into(),
             "v5.channel.k8s.io",
@@ -846,6 +867,14 @@ async fn kubectl_logs_and_exec_work_against_tug() {
     let (code, _, err) = run_kubectl(&bin, &kc, &["exec", "p", "-c", "x", "--", "true"], b"").await;
     assert_ne!(code, 0);
     assert!(err.contains("container x is not valid for pod p"), "{err}");
+    // A refusal only the agent knows (the container is not on it) reaches kubectl as is.
+    let (code, _, err) =
+        run_kubectl(&bin, &kc, &["exec", "two", "-c", "b", "--", "true"], b"").await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("\"b\" in pod \"two\"") && !err.contains("SPDY"),
+        "{err}"
+    );
 
     // logs -f streams until the container exits.
     let b = c.agent.backend.clone();
