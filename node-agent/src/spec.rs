@@ -320,7 +320,7 @@ fn env_value(
         };
         let divisor = r.divisor.as_ref().filter(|d| !d.is_zero());
         let value = match (map.get(key), key) {
-            (Some(q), _) => q.clone(),
+            (Some(q), _) => *q,
             // An unset limit reads as the node's allocatable, like the kubelet; an unset
             // request as zero.
             (None, _) => Quantity::from_milli(0),

@@ -83,11 +83,11 @@ fn condition(
     let last = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
-        .and_then(|c| c.last_transition_time.clone());
+        .and_then(|c| c.last_transition_time);
     PodCondition {
         type_: type_.to_string(),
         status: status.to_string(),
-        last_transition_time: Some(last.unwrap_or_else(|| now.clone())),
+        last_transition_time: Some(last.unwrap_or(*now)),
         reason: if ok { None } else { reason.map(str::to_string) },
         ..Default::default()
     }
@@ -234,9 +234,9 @@ pub fn pod_status(pod: &Pod, record: &PodRecord, host_ip: &str, now: &Time) -> P
         let pending: Vec<&str> = init_statuses
             .iter()
             .filter(|s| {
-                !s.state
+                s.state
                     .as_ref()
-                    .is_some_and(|st| st.terminated.as_ref().is_some_and(|t| t.exit_code == 0))
+                    .is_none_or(|st| st.terminated.as_ref().is_none_or(|t| t.exit_code != 0))
             })
             .map(|s| s.name.as_str())
             .collect();
@@ -262,7 +262,7 @@ pub fn pod_status(pod: &Pod, record: &PodRecord, host_ip: &str, now: &Time) -> P
         }],
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.into_iter().map(|ip| PodIP { ip }).collect(),
-        start_time: record.start_time.clone(),
+        start_time: record.start_time,
         init_container_statuses: init_statuses,
         container_statuses: statuses,
         qos_class: Some(qos_class(pod)),

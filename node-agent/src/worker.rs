@@ -306,11 +306,7 @@ impl Worker {
         if rec.id.as_deref() != Some(id) || rec.terminated().is_some() {
             return;
         }
-        let started_at = rec
-            .state
-            .running
-            .as_ref()
-            .and_then(|r| r.started_at.clone());
+        let started_at = rec.state.running.as_ref().and_then(|r| r.started_at);
         let term = match state {
             RtState::Exited {
                 exit_code,
@@ -331,7 +327,7 @@ impl Worker {
                     }
                     .to_string(),
                 ),
-                started_at: Some(started_at.clone().unwrap_or_else(|| to_time(s))),
+                started_at: Some(started_at.unwrap_or_else(|| to_time(s))),
                 finished_at: Some(to_time(finished_at)),
                 container_id: Some(format!("tug://{id}")),
                 ..Default::default()
