@@ -52,7 +52,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections beyond this wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// Why the backend cannot serve a request; becomes the HTTP status of the answer.
+/// Why the backend cannot serve a request: the HTTP status of a log answer; for exec, the
+/// reason and code of the `Failure` sent on the status channel (see [`exec`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// 404: no such pod or container on this node.
@@ -62,7 +63,7 @@ pub enum BackendError {
     /// waiting to start: ContainerCreating`, no previous instance).
     #[error("{0}")]
     BadRequest(String),
-    /// 500 (for exec once upgraded: a Failure on the status channel).
+    /// 500: the runtime failed.
     #[error("{0}")]
     Internal(String),
 }
