@@ -74,6 +74,9 @@ pub struct Args {
     /// After listing, keep printing changes.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// With -o jsonpath, print nothing for a key an object lacks instead of failing.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_missing_template_keys: bool,
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
@@ -135,7 +138,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
         } else {
             printer::as_list(all_objects)
         };
-        print_object(ctx, format, &v)?;
+        print_object(ctx, format, &v, args.allow_missing_template_keys)?;
     }
     Ok(ok)
 }
@@ -191,10 +194,11 @@ async fn run_kind(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
                 } else {
                     printer::as_list(objects)
                 };
-                print_object(ctx, format, &v)?;
+                print_object(ctx, format, &v, args.allow_missing_template_keys)?;
             }
             if args.watch {
-                watch_objects(ctx, &api, kind, &lp, &rv, format).await?;
+                let allow = args.allow_missing_template_keys;
+                watch_objects(ctx, &api, kind, &lp, &rv, format, allow).await?;
             }
             Ok(ok)
         }
@@ -324,11 +328,21 @@ pub fn name_of(kind: &KindInfo, o: &Value) -> String {
     )
 }
 
-fn print_object(ctx: &mut Ctx<'_>, format: &Output, v: &Value) -> anyhow::Result<()> {
+fn print_object(
+    ctx: &mut Ctx<'_>,
+    format: &Output,
+    v: &Value,
+    allow_missing: bool,
+) -> anyhow::Result<()> {
     match format {
         Output::Json => write!(ctx.out, "{}", printer::json(v))?,
         Output::JsonPath(t) => {
-            let text = crate::jsonpath::JsonPath::parse(t)?.render(v)?;
+            let jp = crate::jsonpath::JsonPath::parse(t)?;
+            let text = if allow_missing {
+                jp.render(v)
+            } else {
+                jp.render_strict(v)?
+            };
             write!(ctx.out, "{text}")?;
         }
         Output::CustomColumns(spec) => {
@@ -388,6 +402,7 @@ async fn watch_objects(
     lp: &ListParams,
     rv: &str,
     format: &Output,
+    allow_missing: bool,
 ) -> anyhow::Result<()> {
     let path = watch_path(api, lp, rv);
     let mut lines = api.client().request_lines(&path, None).await?;
@@ -401,7 +416,7 @@ async fn watch_objects(
         match format {
             Output::Name => writeln!(ctx.out, "{}", name_of(kind, &obj))?,
             Output::Json | Output::JsonPath(_) | Output::CustomColumns(_) => {
-                print_object(ctx, format, &obj)?
+                print_object(ctx, format, &obj, allow_missing)?
             }
             _ => write!(ctx.out, "---\n{}", printer::yaml(&obj))?,
         }
@@ -437,6 +452,7 @@ mod tests {
             selector: None,
             field_selector: fs.map(str::to_string),
             output: None,
+            allow_missing_template_keys: true,
             watch,
         }
     }

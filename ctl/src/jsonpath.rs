@@ -119,11 +119,20 @@ impl JsonPath {
         })
     }
 
-    /// Renders the template on `root`. A path that matches nothing is an error, as in
-    /// kubectl (`--allow-missing-template-keys` is kubectl's default only for -o name).
-    pub fn render(&self, root: &Value) -> Result<String> {
+    /// Renders the template on `root`; a path that matches nothing prints nothing
+    /// (kubectl's default, `--allow-missing-template-keys=true`).
+    pub fn render(&self, root: &Value) -> String {
         let mut out = String::new();
-        render_nodes(&self.nodes, root, root, &mut out)?;
+        // Infallible when missing keys are allowed.
+        let _ = render_nodes(&self.nodes, root, root, &mut out, false);
+        out
+    }
+
+    /// Renders the template; a path that matches nothing is an error naming it
+    /// (`--allow-missing-template-keys=false`).
+    pub fn render_strict(&self, root: &Value) -> Result<String> {
+        let mut out = String::new();
+        render_nodes(&self.nodes, root, root, &mut out, true)?;
         Ok(out)
     }
 
@@ -143,13 +152,19 @@ impl JsonPath {
     }
 }
 
-fn render_nodes(nodes: &[Node], root: &Value, cur: &Value, out: &mut String) -> Result<()> {
+fn render_nodes(
+    nodes: &[Node],
+    root: &Value,
+    cur: &Value,
+    out: &mut String,
+    strict: bool,
+) -> Result<()> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
             Node::Path(steps) => {
                 let found = eval(steps, root, cur);
-                if found.is_empty() && !steps.is_empty() {
+                if strict && found.is_empty() && !steps.is_empty() {
                     return Err(Error::NotFound {
                         path: describe(steps),
                     });
@@ -159,7 +174,7 @@ fn render_nodes(nodes: &[Node], root: &Value, cur: &Value, out: &mut String) -> 
             }
             Node::Range(steps, body) => {
                 for item in eval(steps, root, cur) {
-                    render_nodes(body, root, item, out)?;
+                    render_nodes(body, root, item, out, strict)?;
                 }
             }
         }
@@ -691,7 +706,7 @@ mod tests {
         ];
         for (template, want) in cases {
             let jp = JsonPath::parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));
-            assert_eq!(jp.render(&pods()).unwrap(), want, "{template}");
+            assert_eq!(jp.render_strict(&pods()).unwrap(), want, "{template}");
         }
     }
 
@@ -699,9 +714,9 @@ mod tests {
     fn numbers_compare_in_filters() {
         let v = json!({"items": [{"n": "x", "r": 1}, {"n": "y", "r": 3}]});
         let jp = JsonPath::parse("{.items[?(@.r > 2)].n}").unwrap();
-        assert_eq!(jp.render(&v).unwrap(), "y");
+        assert_eq!(jp.render(&v), "y");
         let jp = JsonPath::parse("{.items[?(@.r == 1)].n}").unwrap();
-        assert_eq!(jp.render(&v).unwrap(), "x");
+        assert_eq!(jp.render(&v), "x");
     }
 
     #[test]
@@ -717,9 +732,14 @@ mod tests {
         }
         let jp = JsonPath::parse("{.status.nothing}").unwrap();
         assert_eq!(
-            jp.render(&json!({"status": {}})).unwrap_err().to_string(),
+            jp.render_strict(&json!({"status": {}}))
+                .unwrap_err()
+                .to_string(),
             ".status.nothing is not found"
         );
+        assert_eq!(jp.render(&json!({"status": {}})), "");
+        let all = JsonPath::parse("{.items[*].metadata.name}").unwrap();
+        assert_eq!(all.render(&json!({"items": []})), "");
     }
 
     #[test]

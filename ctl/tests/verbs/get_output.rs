@@ -92,9 +92,36 @@ async fn jsonpath_and_custom_columns_print_what_they_select() {
     assert!(r.err.contains("jsonpath"), "{}", r.err);
     let r = tug(s, &["get", "pods", "-o", "jsonpath="]).await;
     assert_eq!(r.code, 1);
+    // Missing keys print nothing, like kubectl, unless asked to fail.
     let r = tug(s, &["get", "pod", "a", "-o", "jsonpath={.status.nothing}"]).await;
+    assert_eq!((r.code, r.out.as_str()), (0, ""), "{}", r.err);
+    let r = tug(
+        s,
+        &[
+            "get",
+            "pod",
+            "a",
+            "-o",
+            "jsonpath={.status.nothing}",
+            "--allow-missing-template-keys=false",
+        ],
+    )
+    .await;
     assert_eq!(r.code, 1);
     assert!(r.err.contains(".status.nothing is not found"), "{}", r.err);
+    let r = tug(
+        s,
+        &[
+            "get",
+            "svc",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    )
+    .await;
+    assert_eq!((r.code, r.out.as_str()), (0, ""), "{}", r.err);
     let r = tug(s, &["get", "pods", "-o", "custom-columns=NAME"]).await;
     assert_eq!(r.code, 1);
     assert!(r.err.contains("HEADER:JSONPATH"), "{}", r.err);
