@@ -20,6 +20,9 @@ pub struct Args {
     /// Only these types (comma-separated): Normal, Warning.
     #[arg(long, value_delimiter = ',')]
     pub types: Vec<String>,
+    /// After listing, keep printing new events.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
@@ -48,15 +51,17 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
     if !fields.is_empty() {
         lp = lp.fields(&fields.join(","));
     }
-    let mut events = api
+    let list = api
         .list_all(&lp)
         .await
-        .map_err(|e| anyhow::anyhow!(server_error(&e)))?
-        .items;
+        .map_err(|e| anyhow::anyhow!(server_error(&e)))?;
+    let rv = list.metadata.resource_version.clone().unwrap_or_default();
+    let mut events = list.items;
     events.retain(|e| {
         args.types.is_empty() || args.types.iter().any(|t| e["type"].as_str() == Some(t))
     });
-    if events.is_empty() {
+    let mut printer = TablePrinter::new(false, args.all_namespaces);
+    if events.is_empty() && !args.watch {
         match &namespace {
             Some(ns) => writeln!(ctx.err, "No events found in {ns} namespace.")?,
             None => writeln!(ctx.err, "No events found.")?,
@@ -64,8 +69,57 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
         return Ok(true);
     }
     events.sort_by_key(last_seen);
+    if !events.is_empty() {
+        write!(ctx.out, "{}", printer.render(&table(&events), true))?;
+    }
+    if args.watch {
+        watch(ctx, &api, &lp, &rv, args, printer, events.is_empty()).await?;
+    }
+    Ok(true)
+}
+
+/// Prints a row for every event added or changed after `rv`.
+async fn watch(
+    ctx: &mut Ctx<'_>,
+    api: &DynamicApi,
+    lp: &ListParams,
+    rv: &str,
+    args: &Args,
+    mut printer: TablePrinter,
+    mut headers: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use futures::StreamExt;
+    let path = format!("{}{}", api.collection_path(), lp.to_watch_query(rv));
+    let mut lines = api
+        .client()
+        .request_lines(&path, None)
+        .await
+        .map_err(|e| anyhow::anyhow!(server_error(&e)))?;
+    while let Some(line) = lines.next().await {
+        let ev: Value = serde_json::from_slice(&line?).context("decoding a watch event")?;
+        if !matches!(ev["type"].as_str(), Some("ADDED" | "MODIFIED")) {
+            continue;
+        }
+        let e = &ev["object"];
+        if !args.types.is_empty() && !args.types.iter().any(|t| e["type"].as_str() == Some(t)) {
+            continue;
+        }
+        write!(
+            ctx.out,
+            "{}",
+            printer.render(&table(std::slice::from_ref(e)), headers)
+        )?;
+        headers = false;
+        ctx.out.flush()?;
+    }
+    Ok(())
+}
+
+/// The events as LAST SEEN, TYPE, REASON, OBJECT, MESSAGE rows.
+fn table(events: &[Value]) -> Table {
     let now = Utc::now();
-    let table = Table {
+    Table {
         columns: ["Last Seen", "Type", "Reason", "Object", "Message"]
             .iter()
             .map(|n| Column {
@@ -90,10 +144,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: &Args) -> anyhow::Result<bool> {
                 namespace: s(e, "/metadata/namespace").to_string(),
             })
             .collect(),
-    };
-    let mut printer = TablePrinter::new(false, args.all_namespaces);
-    write!(ctx.out, "{}", printer.render(&table, true))?;
-    Ok(true)
+    }
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {

@@ -99,3 +99,50 @@ async fn events_are_listed_oldest_first_and_filtered() {
     assert!(r.err.contains("Normal or Warning"), "{}", r.err);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_watch_prints_new_events_as_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::support::cluster(dir.path(), false).await;
+    let s = &c.server;
+    assert_eq!(tug(s, &["create", "ns", "ev"]).await.code, 0);
+    let later = write(
+        dir.path(),
+        "later.yaml",
+        &event("late", "ev", "Pod", "p", "Warning", "Failed", 0),
+    );
+    let kubeconfig = s.kubeconfig.to_string_lossy().into_owned();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let watch = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tug_ctl::run(
+            [
+                "tug",
+                "--kubeconfig",
+                &kubeconfig,
+                "-n",
+                "ev",
+                "events",
+                "-w",
+            ],
+            &mut out,
+            &mut err,
+        ),
+    );
+    let change = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        tug(s, &["apply", "-f", &later]).await
+    };
+    let (watched, applied) = tokio::join!(watch, change);
+    assert!(
+        watched.is_err(),
+        "events -w ended: {}",
+        String::from_utf8_lossy(&err)
+    );
+    assert_eq!(applied.code, 0, "{}", applied.err);
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("LAST SEEN "), "{out}");
+    assert!(lines[1].contains("Failed happened"), "{out}");
+    c.shutdown().await;
+}
