@@ -280,7 +280,7 @@ async fn describe(
         "ReplicaSet" => replicaset(ctx, page, o).await?,
         "Service" => service(ctx, page, o).await?,
         "Node" => node(ctx, page, o, now).await?,
-        "Job" => job(ctx, page, o).await?,
+        "Job" => job(page, o),
         _ => generic(page, kind, o),
     }
     Ok(())
@@ -888,7 +888,7 @@ async fn replicaset(ctx: &mut Ctx<'_>, page: &mut Page, o: &Value) -> anyhow::Re
     Ok(())
 }
 
-async fn job(ctx: &mut Ctx<'_>, page: &mut Page, o: &Value) -> anyhow::Result<()> {
+fn job(page: &mut Page, o: &Value) {
     page.kv(0, "Name", s(o, "/metadata/name"));
     page.kv(0, "Namespace", s(o, "/metadata/namespace"));
     page.kv(0, "Selector", selector_text(o.pointer("/spec/selector")));
@@ -919,14 +919,6 @@ async fn job(ctx: &mut Ctx<'_>, page: &mut Page, o: &Value) -> anyhow::Result<()
             );
         }
     }
-    let pods = list(
-        ctx,
-        "pods",
-        Some(s(o, "/metadata/namespace")),
-        &ListParams::default(),
-    )
-    .await?;
-    let _ = owned_by(&pods, o);
     page.kv(
         0,
         "Pods Statuses",
@@ -939,7 +931,6 @@ async fn job(ctx: &mut Ctx<'_>, page: &mut Page, o: &Value) -> anyhow::Result<()
     );
     pod_template(page, o.pointer("/spec/template"));
     conditions_table(page, o, true);
-    Ok(())
 }
 
 async fn service(ctx: &mut Ctx<'_>, page: &mut Page, o: &Value) -> anyhow::Result<()> {

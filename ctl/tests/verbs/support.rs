@@ -104,15 +104,12 @@ async fn fake_kubelet_pass(client: &Client) -> Result<(), tug_client::Error> {
             let _ = api.delete(name, &dp).await;
             continue;
         }
-        let mut node = s(&pod, "/spec/nodeName").to_string();
-        if node.is_empty() {
+        if s(&pod, "/spec/nodeName").is_empty() {
             let Some(t) = &target else { continue };
             if api.bind(name, t).await.is_err() {
                 continue;
             }
-            node = t.clone();
         }
-        let _ = node;
         if s(&pod, "/status/phase") == "Running" {
             continue;
         }
