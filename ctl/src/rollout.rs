@@ -416,12 +416,20 @@ async fn history(
             .collect(),
         rows: Vec::new(),
     };
-    for (rev, rs) in sets.iter().filter(|(r, _)| *r > 0) {
-        let cause = rs
-            .pointer("/metadata/annotations")
+    let cause_of = |o: &Value| {
+        o.pointer("/metadata/annotations")
             .and_then(|a| a.get(CHANGE_CAUSE))
             .and_then(Value::as_str)
-            .unwrap_or("<none>");
+            .map(str::to_string)
+    };
+    let current = revision_of(&d);
+    for (rev, rs) in sets.iter().filter(|(r, _)| *r > 0) {
+        // Kubernetes' controller copies the Deployment's change-cause onto the new
+        // ReplicaSet; when it is not there yet, the current revision's is the
+        // Deployment's own.
+        let cause = cause_of(rs)
+            .or_else(|| (*rev == current).then(|| cause_of(&d)).flatten())
+            .unwrap_or_else(|| "<none>".to_string());
         table.rows.push(printer::Row {
             cells: vec![rev.to_string(), cause.to_string()],
             namespace: String::new(),

@@ -22,7 +22,14 @@ async fn a_rollout_is_followed_listed_undone_and_restarted() {
     let n = write(dir.path(), "node.yaml", &node("n1"));
     assert_eq!(tug(s, &["apply", "-f", &n]).await.code, 0);
     let v1 = write(dir.path(), "v1.yaml", &DEPLOY.replace("IMAGE", "hello:1"));
-    let v2 = write(dir.path(), "v2.yaml", &DEPLOY.replace("IMAGE", "hello:2"));
+    let v2 = write(
+        dir.path(),
+        "v2.yaml",
+        &DEPLOY.replace("IMAGE", "hello:2").replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {kubernetes.io/change-cause: image 2}}",
+        ),
+    );
     assert_eq!(tug(s, &["apply", "-f", &v1]).await.code, 0);
 
     let r = tug(s, &["rollout", "status", "deployment/web", "--timeout=60s"]).await;
@@ -47,7 +54,7 @@ async fn a_rollout_is_followed_listed_undone_and_restarted() {
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(
         r.out,
-        "deployment.apps/web\nREVISION   CHANGE-CAUSE\n1          <none>\n2          <none>\n\n"
+        "deployment.apps/web\nREVISION   CHANGE-CAUSE\n1          <none>\n2          image 2\n\n"
     );
     let r = tug(s, &["rollout", "history", "deployment/web", "--revision=1"]).await;
     assert!(
