@@ -444,6 +444,46 @@ async fn history(
     Ok(true)
 }
 
+/// Annotations the controller or kubectl own, never copied between a ReplicaSet and its
+/// Deployment on rollback (kubectl's `annotationsToSkip`).
+const SKIPPED_ANNOTATIONS: &[&str] = &[
+    crate::apply::LAST_APPLIED,
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+/// kubectl's rollback: the Deployment takes the ReplicaSet's annotations (its
+/// change-cause, for one), keeping its own skipped ones.
+fn copy_annotations(d: &mut Value, rs: &Value) {
+    let mut out = serde_json::Map::new();
+    if let Some(own) = d
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in own {
+            if SKIPPED_ANNOTATIONS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Some(theirs) = rs
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in theirs {
+            if !SKIPPED_ANNOTATIONS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("annotations".into(), Value::Object(out));
+    }
+}
+
 /// A ReplicaSet's template without the `pod-template-hash` label the controller adds.
 fn without_hash(mut template: Value) -> Value {
     if let Some(labels) = template
@@ -489,6 +529,7 @@ async fn undo(ctx: &mut Ctx<'_>, kind: &KindInfo, name: &str, to: i64) -> anyhow
             return Ok(true);
         }
         d["spec"]["template"] = template;
+        copy_annotations(&mut d, rs);
         match api.replace(name, &d).await {
             Ok(_) => {
                 writeln!(ctx.out, "{}/{name} rolled back", kind.display())?;
@@ -504,6 +545,18 @@ async fn undo(ctx: &mut Ctx<'_>, kind: &KindInfo, name: &str, to: i64) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollback_takes_the_replicasets_annotations_but_keeps_the_deployments_own() {
+        let mut d = json!({"metadata": {"annotations": {REVISION: "3", "kubernetes.io/change-cause": "v3", "team": "a"}}});
+        let rs = json!({"metadata": {"annotations": {REVISION: "1", "kubernetes.io/change-cause": "v1",
+            "deployment.kubernetes.io/desired-replicas": "2"}}});
+        copy_annotations(&mut d, &rs);
+        assert_eq!(
+            d["metadata"]["annotations"],
+            json!({REVISION: "3", "kubernetes.io/change-cause": "v1"})
+        );
+    }
 
     #[test]
     fn durations_parse_like_kubectl_flags() {
