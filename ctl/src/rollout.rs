@@ -328,11 +328,7 @@ fn report(
 ) -> anyhow::Result<bool> {
     let (msg, done) = status_message(name, d).map_err(anyhow::Error::msg)?;
     if msg != *last {
-        let shown = if done {
-            style::paint(color, Color::Green, &msg)
-        } else {
-            msg.clone()
-        };
+        let shown = style::paint(color, if done { Color::Green } else { Color::Yellow }, &msg);
         writeln!(ctx.out, "{shown}")?;
         ctx.out.flush()?;
         *last = msg;
