@@ -157,8 +157,16 @@ pub async fn run(exe: &Path, secs: u64, conns: usize) -> Result<()> {
     let mut cleanup_args = agent.args.clone();
     drop(agent);
     cleanup_args.push("--cleanup".into());
+    // Its log goes to the agent's log: the result must stay the last line printed.
+    let cleanup_log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(work.path().join("agent.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
     let status = Command::new(&cleanup_args[0])
         .args(&cleanup_args[1..])
+        .stdout(Stdio::null())
+        .stderr(cleanup_log)
         .status();
     if !status.map(|s| s.success()).unwrap_or(false) {
         eprintln!(
