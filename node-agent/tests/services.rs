@@ -279,3 +279,74 @@ async fn client_ip_affinity_keeps_a_client_on_one_backend() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_reach_services_by_name_through_the_nodes_dns() {
+    let mut node = start_node().await;
+    // The DNS server listens on the bridge's gateway; pods created from now on get it
+    // as their nameserver (the agent reads Options.cluster_dns when writing resolv.conf).
+    let cidr: tug_net::Ipv4Cidr = node.pod_cidr.parse().unwrap();
+    let gateway = cidr.gateway();
+    node.crash_agent();
+    node.opts.cluster_dns = Some(gateway.into());
+    node.start_agent().await;
+    let guard = ProxyGuard {
+        proxy: Some(Proxy::start(node.client.clone(), &node.name).expect("proxy")),
+        node: node.name.clone(),
+    };
+    let proxy = guard.proxy.as_ref().unwrap();
+    let _dns = tug_agent::dns::DnsServer::start(
+        tug_agent::dns::DnsConfig {
+            listen: vec![std::net::SocketAddr::new(gateway.into(), 53)],
+            domain: "cluster.local".into(),
+            upstreams: vec![],
+        },
+        proxy.services(),
+        proxy.endpoints(),
+    )
+    .await
+    .expect("dns on the gateway");
+    let (cluster_ip, _) = unique_ids(2);
+    let ips = create_backends(&node, &["named-a"]).await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "named", "namespace": "default"},
+        "spec": {"clusterIP": cluster_ip, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(node.client.clone(), "default")
+        .create(&svc)
+        .await
+        .expect("create service");
+    set_endpoints(&node, "named", &ips).await;
+    wait_backends(
+        &format!("{cluster_ip}:80"),
+        &BTreeSet::from(["named-a".to_string()]),
+    )
+    .await;
+    node.create_pod(
+        "asker",
+        json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}),
+    )
+    .await;
+    node.wait_pod("asker", "Running", is_running).await;
+    for url in [
+        "http://named.default.svc.cluster.local/",
+        "http://named/",
+        "http://named.default/",
+    ] {
+        let (code, out) = exec(&node, "asker", &["timeout", "5", "wget", "-qO-", url]).await;
+        assert_eq!(
+            (code, backend(&out).as_str()),
+            (0, "named-a"),
+            "{url}: {out}"
+        );
+    }
+    let (code, out) = exec(
+        &node,
+        "asker",
+        &["nslookup", "nothing.default.svc.cluster.local"],
+    )
+    .await;
+    assert_ne!(code, 0, "NXDOMAIN: {out}");
+    node.shutdown().await;
+}
