@@ -73,12 +73,102 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The API path of `job/NAME`, `deployment/NAME` or `replicaset/NAME` (and their short
+/// and plural forms): `tug logs` and `tug exec` then use one of its pods, as kubectl.
+fn controller_path(arg: &str, namespace: &str) -> Option<String> {
+    let (kind, name) = arg.split_once('/')?;
+    let collection = match kind {
+        "job" | "jobs" | "job.batch" => "apis/batch/v1/namespaces/{ns}/jobs",
+        "deployment" | "deployments" | "deploy" | "deployment.apps" => {
+            "apis/apps/v1/namespaces/{ns}/deployments"
+        }
+        "replicaset" | "replicasets" | "rs" | "replicaset.apps" => {
+            "apis/apps/v1/namespaces/{ns}/replicasets"
+        }
+        _ => return None,
+    };
+    (!name.is_empty()).then(|| format!("/{}/{name}", collection.replace("{ns}", namespace)))
+}
+
+/// A label selector string from a LabelSelector's matchLabels and matchExpressions.
+fn selector_string(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
+}
+
+/// The first pod (by name) that `path`'s selector matches; says which, like kubectl's
+/// "Found N pods, using pod/x".
+async fn first_pod_of(ctx: &Ctx<'_>, arg: &str, path: &str) -> anyhow::Result<String> {
+    let owner: Value = ctx
+        .client
+        .request(http::Method::GET, path, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let selector = selector_string(&owner["spec"]["selector"]);
+    if selector.is_empty() {
+        anyhow::bail!("{arg} has no pod selector");
+    }
+    let list_path = format!(
+        "/api/v1/namespaces/{}/pods?{}",
+        ctx.namespace,
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("labelSelector", &selector)
+            .finish()
+    );
+    let list: Value = ctx
+        .client
+        .request(http::Method::GET, &list_path, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    match names.first() {
+        None => anyhow::bail!("no pods of {arg} found (selector {selector})"),
+        Some(first) => {
+            if names.len() > 1 {
+                eprintln!("Found {} pods, using pod/{first}", names.len());
+            }
+            Ok(first.clone())
+        }
+    }
+}
+
 /// `NAME` or `pod/NAME` / `pods/NAME` / `po/NAME`.
 pub(crate) fn pod_name(arg: &str) -> anyhow::Result<&str> {
     match arg.split_once('/') {
         None => Ok(arg),
         Some(("pod" | "pods" | "po", name)) if !name.is_empty() => Ok(name),
-        Some(_) => anyhow::bail!("{arg:?} is not a pod; give a pod name or pod/NAME"),
+        Some(_) => anyhow::bail!(
+            "{arg:?} is not a pod; give a pod name, pod/NAME, or job/, deployment/ or replicaset/NAME"
+        ),
     }
 }
 
@@ -141,7 +231,14 @@ pub(crate) async fn resolve(
     pod_arg: &str,
     container: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
-    let name = pod_name(pod_arg)?;
+    let owned;
+    let name = match controller_path(pod_arg, &ctx.namespace) {
+        Some(path) => {
+            owned = first_pod_of(ctx, pod_arg, &path).await?;
+            owned.as_str()
+        }
+        None => pod_name(pod_arg)?,
+    };
     let path = format!("/api/v1/namespaces/{}/pods/{name}", ctx.namespace);
     let pod: Value = ctx
         .client
@@ -260,6 +357,19 @@ mod tests {
         assert_eq!(pod_name("pod/web").unwrap(), "web");
         assert_eq!(pod_name("po/web").unwrap(), "web");
         assert!(pod_name("svc/web").is_err());
+        assert_eq!(
+            controller_path("job/greeter", "default").as_deref(),
+            Some("/apis/batch/v1/namespaces/default/jobs/greeter")
+        );
+        assert_eq!(
+            controller_path("deploy/web", "prod").as_deref(),
+            Some("/apis/apps/v1/namespaces/prod/deployments/web")
+        );
+        assert_eq!(controller_path("svc/web", "default"), None);
+        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["a", "b"]},
+            {"key": "canary", "operator": "DoesNotExist"}]});
+        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
     }
 
     #[test]
