@@ -30,7 +30,7 @@ pub enum Error {
     #[error("node {node}: writing spec.podCIDR: {source}")]
     Api {
         node: String,
-        source: tug_client::Error,
+        source: Box<tug_client::Error>,
     },
 }
 
@@ -188,7 +188,7 @@ impl Ipam {
             .await
             .map_err(|source| Error::Api {
                 node: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::info!(node = %name, pod_cidr = %cidr, "allocated podCIDR");
         Ok(Action::AwaitChange)

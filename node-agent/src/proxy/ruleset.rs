@@ -347,7 +347,13 @@ mod tests {
             ..rule("np", &[(5, 80)])
         };
         // (case, rules, lines that must appear, substrings that must not)
-        let cases: Vec<(&str, Vec<ServicePortRule>, Vec<&str>, Vec<&str>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<ServicePortRule>,
+            Vec<&'static str>,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "three endpoints are picked at random",
                 vec![three],
