@@ -129,6 +129,24 @@ fn two_clusters_run_side_by_side_and_a_failed_create_is_removed_again() {
             "{text}"
         );
     }
+    let tug = bin_dir().unwrap().join("tug");
+    let list = Command::new(&tug)
+        .args(["cluster", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("e2e-side-a") && text.contains("e2e-side-b"),
+        "{text}"
+    );
+    let kc = Command::new(&tug)
+        .args(["cluster", "kubeconfig", "--name", "e2e-side-a"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&kc.stdout).trim(),
+        a.kubeconfig().display().to_string()
+    );
     let (fa, fb) = (a.footprint(), b.footprint());
     a.delete().unwrap();
     assert!(fa.leftovers().is_empty(), "{:#?}", fa.leftovers());
@@ -140,7 +158,6 @@ fn two_clusters_run_side_by_side_and_a_failed_create_is_removed_again() {
 
     // An agent that cannot start fails create; with --retain the pieces stay, and
     // delete removes them (twice: the second run finds nothing to do).
-    let tug = bin_dir().unwrap().join("tug");
     let out = Command::new(&tug)
         .args([
             "cluster",

@@ -127,9 +127,7 @@ pub async fn run(
         Err(e) if args.retain || !dir.exists() => Err(e),
         Err(e) => {
             p.say(&format!("error: {e:#}"));
-            p.say(&format!(
-                "Removing what was made (pass --retain to keep it for debugging) ..."
-            ));
+            p.say("Removing what was made (pass --retain to keep it for debugging) ...");
             if let Err(d) = super::delete::delete(clusters, &args.name, &mut p) {
                 p.say(&format!("error while cleaning up: {d:#}"));
             }

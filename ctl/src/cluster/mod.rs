@@ -101,12 +101,14 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     }
 }
 
-/// `$TUG_CLUSTERS_DIR`, else [`DEFAULT_CLUSTERS_DIR`].
+/// `$TUG_CLUSTERS_DIR`, else [`DEFAULT_CLUSTERS_DIR`]; made absolute, as it ends up in
+/// the argv of processes that run in another directory.
 pub fn clusters_dir() -> PathBuf {
-    std::env::var_os(CLUSTERS_DIR_ENV)
+    let dir = std::env::var_os(CLUSTERS_DIR_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CLUSTERS_DIR))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CLUSTERS_DIR));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn list(dir: &Path, out: &mut dyn Write) -> anyhow::Result<bool> {
