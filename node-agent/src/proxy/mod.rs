@@ -16,12 +16,14 @@
 //!
 //! # Table
 //!
-//! `table ip tugsvc-<node>` (see [`table_name`]): node names never contain `_` and
-//! tug-net's table is `tug-<node>`, so a proxy table never collides with a pod network
-//! table nor with another node's proxy when several agents share a machine (each in its
-//! own network namespace, or not). Hairpin and loopback traffic to pods on this node's
-//! bridge is masqueraded by tug-net's table (`ct status dnat` towards the bridge); this
-//! table masquerades only what it marks: node-port traffic and a pod reaching itself.
+//! The proxy's chains, maps and sets live in the node's tug-net table (`table ip
+//! tug-<node>`, [`table_name`]) beside tug-net's hostPort chains, under names tug-net
+//! never uses (see [`ruleset`]). So they are per node even when several agents share a
+//! machine, and tug-net's `cleanup_all` (node removal, `tug-agent --cleanup`) removes
+//! them with the table; [`Proxy::cleanup`] removes only the proxy's objects. Hairpin and
+//! loopback traffic to pods on this node's bridge is masqueraded by tug-net's
+//! postrouting chain (`ct status dnat` towards the bridge); the proxy masquerades only
+//! what it marks: node-port traffic and a pod reaching itself through its service.
 //!
 //! # Layout
 //! - [`model`]: the desired state, [`model::ServicePortRule`] per Service port.
@@ -58,9 +60,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The nftables table (family `ip`) holding `node`'s Service rules.
+/// The nftables table (family `ip`) holding `node`'s Service rules: tug-net's.
 pub fn table_name(node: &str) -> String {
-    format!("tugsvc-{node}")
+    tug_net::names::nft_table(node)
+}
+
+/// Our objects now in `table` (none if the table does not exist):
+/// (per-service objects, all our chains and sets, our maps).
+fn discover(
+    table: &str,
+) -> std::result::Result<
+    (
+        ruleset::Objects,
+        ruleset::Objects,
+        std::collections::BTreeSet<String>,
+    ),
+    tug_net::Error,
+> {
+    match tug_net::command::run("nft", &["-j", "list", "table", "ip", table], None) {
+        Ok(json) => Ok(ruleset::parse_listing(&json)),
+        Err(e) if tug_net::command::is_not_found(&e) => Ok(Default::default()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A running proxy. Dropping it stops syncing but leaves the rules in place (a
@@ -150,12 +171,19 @@ impl Proxy {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Removes `node`'s Service rules (agent `--cleanup`, node removal). Idempotent.
+    /// Removes `node`'s Service rules, leaving the rest of its table. Idempotent.
+    /// (tug-net's `cleanup_all` removes them too, with the table.)
     pub fn cleanup(node: &str) -> Result<()> {
-        tug_net::nft::delete_table(&table_name(node)).map_err(|source| Error::Net {
+        let err = |source| Error::Net {
             node: node.to_string(),
             source,
-        })
+        };
+        let table = table_name(node);
+        let (_, all, maps) = discover(&table).map_err(err)?;
+        if all.chains.is_empty() && all.sets.is_empty() && maps.is_empty() {
+            return Ok(());
+        }
+        tug_net::command::nft_script(&ruleset::removal(&table, &all, &maps)).map_err(err)
     }
 }
 
@@ -168,7 +196,7 @@ async fn sync_loop(
 ) {
     services.wait_until_ready().await;
     endpoints.wait_until_ready().await;
-    // None: recreate the table (first sync, or after a failed one).
+    // None: ask the kernel (first sync, or after a failed one).
     let mut existing: Option<ruleset::Objects> = None;
     let mut applied: Option<Vec<model::ServicePortRule>> = None;
     let mut retry = Duration::from_secs(1);
@@ -180,15 +208,21 @@ async fn sync_loop(
         });
         let mut wait = RESYNC;
         if force || applied.as_ref() != Some(&rules) {
-            let script = ruleset::render(&table, &rules, existing.as_ref());
-            let result = tokio::task::spawn_blocking(move || tug_net::command::nft_script(&script))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(tug_net::Error::Parse {
-                        command: "nft".into(),
-                        reason: e.to_string(),
-                    })
-                });
+            let (t, r, known) = (table.clone(), rules.clone(), existing.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let known = match known {
+                    Some(k) => k,
+                    None => discover(&t)?.0,
+                };
+                tug_net::command::nft_script(&ruleset::render(&t, &r, &known))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(tug_net::Error::Parse {
+                    command: "nft".into(),
+                    reason: e.to_string(),
+                })
+            });
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(()) => {

@@ -1,8 +1,12 @@
-//! The proxy's nftables ruleset, rendered as one `nft -f` script (pure text, no I/O).
+//! The proxy's nftables objects, rendered as one `nft -f` script (pure text, no I/O).
+//!
+//! They live in the node's tug-net table (`table ip tug-<node>`), next to tug-net's own
+//! chains, so that the network's `cleanup_all` (node removal, `--cleanup`) removes them
+//! with everything else; every name here starts with `services`, `service-`,
+//! `no-endpoint-`, `svc-`, `ext-`, `ep-` or `aff-`, never one of tug-net's.
 //!
 //! ```text
-//! table ip tugsvc-<node>
-//!   nat-prerouting / nat-output (dstnat)  -> jump services
+//!   services-prerouting / services-output (dstnat)  -> jump services
 //!   services:  ip daddr . l4proto . dport  vmap @service-ips        -> goto svc-<id>
 //!              fib daddr local: l4proto . dport vmap @service-nodeports -> goto ext-<id>
 //!   ext-<id>:  mark for masquerade, goto svc-<id>            (NodePort traffic)
@@ -11,9 +15,10 @@
 //!   ep-<ep>:   ip saddr <ep ip> mark for masquerade     (hairpin: a pod via its own service)
 //!              update @aff-<ep> { ip saddr }            (affinity only)
 //!              dnat to <ep ip>:<port>
-//!   nat-postrouting (srcnat): mark & 0x4000 -> masquerade
-//!   filter-forward / filter-output / filter-input: new connections to services without
-//!              ready endpoints -> reject-chain (tcp reset, else icmp port-unreachable)
+//!   services-postrouting (srcnat): mark & 0x4000 -> masquerade
+//!   services-forward / services-filter-output / services-input: new connections to
+//!              services without ready endpoints -> services-reject (tcp reset, else icmp
+//!              port-unreachable)
 //! ```
 //!
 //! Per-service objects are named after the Service (`svc-<ns>/<name>/<proto>/<port>`), so
@@ -26,40 +31,40 @@ use std::fmt::Write as _;
 
 use super::model::ServicePortRule;
 
-/// The packet mark bit asking `nat-postrouting` to masquerade (kube-proxy's bit).
+/// The packet mark bit asking `services-postrouting` to masquerade (kube-proxy's bit).
 pub const MASQ_MARK: u32 = 0x4000;
 
 /// Base chains: (name, hook spec).
 const BASE_CHAINS: &[(&str, &str)] = &[
     (
-        "nat-prerouting",
+        "services-prerouting",
         "type nat hook prerouting priority dstnat; policy accept;",
     ),
     // nft 1.0.6 accepts the "dstnat" keyword only in prerouting; -100 is its value.
     (
-        "nat-output",
+        "services-output",
         "type nat hook output priority -100; policy accept;",
     ),
     (
-        "nat-postrouting",
+        "services-postrouting",
         "type nat hook postrouting priority srcnat; policy accept;",
     ),
     (
-        "filter-forward",
+        "services-forward",
         "type filter hook forward priority -10; policy accept;",
     ),
     (
-        "filter-output",
+        "services-filter-output",
         "type filter hook output priority -10; policy accept;",
     ),
     (
-        "filter-input",
+        "services-input",
         "type filter hook input priority -10; policy accept;",
     ),
 ];
 
 /// Regular chains every ruleset has.
-const FIXED_CHAINS: &[&str] = &["services", "reject-chain"];
+const FIXED_CHAINS: &[&str] = &["services", "services-reject"];
 
 /// Verdict maps: (name, key type).
 const MAPS: &[(&str, &str)] = &[
@@ -114,23 +119,14 @@ pub fn objects(rules: &[ServicePortRule]) -> Objects {
     o
 }
 
-/// The script that makes table `ip <table>` exactly `rules`. `existing` are the
-/// per-service objects the kernel has from the previous sync; `None` (first sync of this
-/// process, or after a failure) recreates the whole table instead.
-pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>) -> String {
+/// The script that makes the proxy's objects in table `ip <table>` exactly `rules`.
+/// `existing` are the per-service objects the kernel has now (from the previous sync, or
+/// [`parse_listing`] of the table).
+pub fn render(table: &str, rules: &[ServicePortRule], existing: &Objects) -> String {
     let t = format!("ip {table}");
     let want = objects(rules);
-    let empty = Objects::default();
     let mut s = String::new();
-    // `add` first so that `delete` works on a missing table, all in one transaction.
     let _ = writeln!(s, "add table {t}");
-    let existing = match existing {
-        Some(e) => e,
-        None => {
-            let _ = writeln!(s, "delete table {t}\nadd table {t}");
-            &empty
-        }
-    };
     for (name, spec) in BASE_CHAINS {
         let _ = writeln!(s, "add chain {t} {name} {{ {spec} }}");
     }
@@ -168,11 +164,11 @@ pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>
         let _ = writeln!(s, "flush map {t} {name}");
     }
     // Fixed rules.
-    let _ = writeln!(s, "add rule {t} nat-prerouting jump services");
-    let _ = writeln!(s, "add rule {t} nat-output jump services");
+    let _ = writeln!(s, "add rule {t} services-prerouting jump services");
+    let _ = writeln!(s, "add rule {t} services-output jump services");
     let _ = writeln!(
         s,
-        "add rule {t} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"
+        "add rule {t} services-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"
     );
     let _ = writeln!(
         s,
@@ -182,7 +178,7 @@ pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>
         s,
         "add rule {t} services fib daddr type local meta l4proto . th dport vmap @service-nodeports"
     );
-    for chain in ["filter-forward", "filter-output"] {
+    for chain in ["services-forward", "services-filter-output"] {
         let _ = writeln!(
             s,
             "add rule {t} {chain} ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services"
@@ -190,13 +186,13 @@ pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>
     }
     let _ = writeln!(
         s,
-        "add rule {t} filter-input ct state new fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports"
+        "add rule {t} services-input ct state new fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports"
     );
     let _ = writeln!(
         s,
-        "add rule {t} reject-chain meta l4proto tcp reject with tcp reset"
+        "add rule {t} services-reject meta l4proto tcp reject with tcp reset"
     );
-    let _ = writeln!(s, "add rule {t} reject-chain reject");
+    let _ = writeln!(s, "add rule {t} services-reject reject");
     // Per service port.
     for r in rules {
         let proto = r.protocol.nft();
@@ -205,14 +201,14 @@ pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>
             if let Some(ip) = r.cluster_ip {
                 let _ = writeln!(
                     s,
-                    "add element {t} no-endpoint-services {{ {ip} . {proto} . {} : goto reject-chain }}",
+                    "add element {t} no-endpoint-services {{ {ip} . {proto} . {} : goto services-reject }}",
                     r.port
                 );
             }
             if let Some(np) = r.node_port {
                 let _ = writeln!(
                     s,
-                    "add element {t} no-endpoint-nodeports {{ {proto} . {np} : goto reject-chain }}"
+                    "add element {t} no-endpoint-nodeports {{ {proto} . {np} : goto services-reject }}"
                 );
             }
             continue;
@@ -303,6 +299,75 @@ pub fn render(table: &str, rules: &[ServicePortRule], existing: Option<&Objects>
     s
 }
 
+/// Whether a chain or set name is one of the proxy's.
+pub fn is_ours(name: &str) -> bool {
+    name.starts_with("services")
+        || name.starts_with("service-")
+        || name.starts_with("no-endpoint-")
+        || ["svc-", "ext-", "ep-", "aff-"]
+            .iter()
+            .any(|p| name.starts_with(p) && name.contains('/'))
+}
+
+/// The proxy's objects found in `nft -j list table` output, split into the per-service
+/// ones ([`Objects`]) and everything of ours (chains, maps, sets) for removal.
+pub fn parse_listing(json: &str) -> (Objects, Objects, BTreeSet<String>) {
+    let mut per_service = Objects::default();
+    let mut all = Objects::default();
+    let mut maps = BTreeSet::new();
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        for (kind, obj) in item.as_object().into_iter().flatten() {
+            let Some(name) = obj["name"].as_str().filter(|n| is_ours(n)) else {
+                continue;
+            };
+            let dynamic = ["svc-", "ext-", "ep-", "aff-"]
+                .iter()
+                .any(|p| name.starts_with(p));
+            match kind.as_str() {
+                "chain" => {
+                    all.chains.insert(name.to_string());
+                    if dynamic {
+                        per_service.chains.insert(name.to_string());
+                    }
+                }
+                "set" => {
+                    all.sets.insert(name.to_string());
+                    if dynamic {
+                        per_service.sets.insert(name.to_string());
+                    }
+                }
+                "map" => {
+                    maps.insert(name.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    (per_service, all, maps)
+}
+
+/// The script removing every object of ours (`all` chains and sets, `maps`) from the
+/// table, leaving tug-net's alone.
+pub fn removal(table: &str, all: &Objects, maps: &BTreeSet<String>) -> String {
+    let t = format!("ip {table}");
+    let mut s = String::new();
+    for c in &all.chains {
+        let _ = writeln!(s, "flush chain {t} {c}");
+    }
+    // Maps hold `goto` references to chains: they go before the chains.
+    for m in maps {
+        let _ = writeln!(s, "delete map {t} {m}");
+    }
+    for c in &all.chains {
+        let _ = writeln!(s, "delete chain {t} {c}");
+    }
+    for set in &all.sets {
+        let _ = writeln!(s, "delete set {t} {set}");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,8 +440,8 @@ mod tests {
                 "no endpoints: reject on the cluster IP and the node port",
                 vec![none],
                 vec![
-                    "add element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 : goto reject-chain }",
-                    "add element ip t no-endpoint-nodeports { tcp . 30080 : goto reject-chain }",
+                    "add element ip t no-endpoint-services { 10.96.0.10 . tcp . 80 : goto services-reject }",
+                    "add element ip t no-endpoint-nodeports { tcp . 30080 : goto services-reject }",
                 ],
                 vec!["add element ip t service-ips", "svc-default/down", "dnat"],
             ),
@@ -402,7 +467,7 @@ mod tests {
             ),
         ];
         for (name, rules, want, not) in cases {
-            let s = render("t", &rules, Some(&Objects::default()));
+            let s = render("t", &rules, &Objects::default());
             for w in want {
                 assert!(s.lines().any(|l| l == w), "{name}: missing {w:?} in\n{s}");
             }
@@ -415,19 +480,17 @@ mod tests {
     }
 
     #[test]
-    fn a_first_sync_recreates_the_table_and_later_ones_delete_only_stale_objects() {
+    fn a_sync_deletes_only_stale_objects_and_never_the_table() {
         let before = vec![ServicePortRule {
             affinity: Some(60),
             ..rule("web", &[(2, 8080), (3, 8080)])
         }];
-        let first = render("t", &before, None);
-        assert!(first.starts_with("add table ip t\ndelete table ip t\nadd table ip t\n"));
         let after = vec![ServicePortRule {
             affinity: Some(60),
             ..rule("web", &[(3, 8080)])
         }];
         let existing = objects(&before);
-        let next = render("t", &after, Some(&existing));
+        let next = render("t", &after, &existing);
         assert!(!next.contains("delete table"));
         assert_eq!(
             lines_with(&next, "delete "),
@@ -470,7 +533,7 @@ mod tests {
                 ..rule("down", &[])
             },
         ];
-        let script = render("tugsvc-check", &rules, None);
+        let script = render("tugsvc-check", &rules, &Objects::default());
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg("printf '%s' \"$0\" | nft -c -f -")
@@ -482,5 +545,34 @@ mod tests {
             "{}\n{script}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn listing_finds_only_our_objects_and_removal_leaves_tug_nets() {
+        let listing = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "ip", "name": "t", "handle": 1}},
+            {"chain": {"family": "ip", "table": "t", "name": "prerouting", "handle": 1}},
+            {"chain": {"family": "ip", "table": "t", "name": "hostports", "handle": 2}},
+            {"chain": {"family": "ip", "table": "t", "name": "services", "handle": 3}},
+            {"chain": {"family": "ip", "table": "t", "name": "services-prerouting", "handle": 4}},
+            {"chain": {"family": "ip", "table": "t", "name": "svc-default/web/tcp/http", "handle": 5}},
+            {"map": {"family": "ip", "table": "t", "name": "service-ips", "handle": 6}},
+            {"set": {"family": "ip", "table": "t", "name": "aff-default/web/tcp/http/10.244.1.2/8080/60", "handle": 7}},
+            {"rule": {"family": "ip", "table": "t", "chain": "services", "handle": 8}}]}"#;
+        let (per_service, all, maps) = parse_listing(listing);
+        assert_eq!(
+            per_service.chains.iter().collect::<Vec<_>>(),
+            ["svc-default/web/tcp/http"]
+        );
+        assert_eq!(per_service.sets.len(), 1);
+        assert_eq!(all.chains.len(), 3, "{all:?}");
+        let script = removal("t", &all, &maps);
+        assert!(
+            !script.contains(" prerouting\n") && !script.contains("hostports"),
+            "{script}"
+        );
+        let map_at = script.find("delete map ip t service-ips").unwrap();
+        assert!(map_at < script.find("delete chain").unwrap(), "{script}");
+        assert!(script.contains("delete set ip t aff-default/web/tcp/http/10.244.1.2/8080/60"));
     }
 }
