@@ -115,9 +115,10 @@ pub async fn run(
             let secs = started.elapsed().as_secs_f64();
             let kc = st.kubeconfig();
             p.say(&format!(
-                "\nCluster {} is ready: {} nodes in {secs:.1}s. Use it with:\n\n  export KUBECONFIG={}\n  tug get nodes\n\nDelete it with `tug cluster delete --name {}`.",
+                "\nCluster {} is ready: {} node{} in {secs:.1}s. Use it with:\n\n  export KUBECONFIG={}\n  tug get nodes\n\nDelete it with `tug cluster delete --name {}`.",
                 p.bold(&st.name),
                 st.nodes.len(),
+                if st.nodes.len() == 1 { "" } else { "s" },
                 kc.display(),
                 st.name
             ));
@@ -213,7 +214,11 @@ async fn create(
     )
     .await?;
     p.step_async(
-        &format!("Starting {} node agents, waiting for Ready", st.nodes.len()),
+        &format!(
+            "Starting {} node agent{}, waiting for Ready",
+            st.nodes.len(),
+            if st.nodes.len() == 1 { "" } else { "s" }
+        ),
         async {
             for n in &st.nodes {
                 let spec = n

@@ -212,19 +212,18 @@ impl ClusterState {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        if !dir.exists() {
+            anyhow::bail!(
+                "cluster {name:?} does not exist (no {}); see `tug cluster list`",
+                dir.display()
+            );
+        }
         let bytes = std::fs::read(&path).with_context(|| {
-            if dir.exists() {
-                format!(
-                    "reading {} (an incomplete cluster: remove it with `tug cluster delete \
-                     --name {name}`)",
-                    path.display()
-                )
-            } else {
-                format!(
-                    "cluster {name:?} does not exist (no {}); see `tug cluster list`",
-                    dir.display()
-                )
-            }
+            format!(
+                "reading {} (an incomplete cluster: remove it with `tug cluster delete --name \
+                 {name}`)",
+                path.display()
+            )
         })?;
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
     }
