@@ -83,13 +83,7 @@ impl PodIndex {
     pub fn update(&self, r: &crate::record::PodRecord) {
         let entry = IndexedPod {
             uid: r.uid.clone(),
-            running: r
-                .containers
-                .iter()
-                .chain(r.init_containers.iter())
-                .filter(|(_, c)| c.is_running())
-                .filter_map(|(n, c)| c.id.clone().map(|id| (n.clone(), id)))
-                .collect(),
+            running: r.running().into_iter().collect(),
             containers: r
                 .init_containers
                 .keys()
@@ -807,7 +801,7 @@ pub async fn cleanup_node(
 }
 
 /// Lazily unmounts every mount point under `root`, deepest first.
-fn unmount_under(root: &std::path::Path) {
+pub fn unmount_under(root: &std::path::Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };

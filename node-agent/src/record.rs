@@ -98,6 +98,16 @@ impl ContainerRecord {
 }
 
 impl PodRecord {
+    /// (container name, runtime id) of every container the record says is running.
+    pub fn running(&self) -> Vec<(String, String)> {
+        self.containers
+            .iter()
+            .chain(self.init_containers.iter())
+            .filter(|(_, r)| r.is_running())
+            .filter_map(|(n, r)| r.id.clone().map(|id| (n.clone(), id)))
+            .collect()
+    }
+
     fn path(dir: &Path) -> PathBuf {
         dir.join("record.json")
     }

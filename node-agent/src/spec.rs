@@ -115,6 +115,11 @@ pub fn argv(
 /// Kubernetes' `$(VAR)` expansion: a defined variable is replaced, `$$` escapes a `$`,
 /// and anything else (undefined names, unterminated references) is left as written.
 pub fn expand(input: &str, vars: &HashMap<&str, &str>) -> String {
+    expand_with(input, |name| vars.get(name).map(|v| v.to_string()))
+}
+
+/// [`expand`] with any source of variables (subPathExpr reads the downward API too).
+pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -127,8 +132,8 @@ pub fn expand(input: &str, vars: &HashMap<&str, &str>) -> String {
             match body.find(')') {
                 Some(end) => {
                     let name = &body[..end];
-                    match vars.get(name) {
-                        Some(v) => out.push_str(v),
+                    match lookup(name) {
+                        Some(v) => out.push_str(&v),
                         None => {
                             out.push_str("$(");
                             out.push_str(name);

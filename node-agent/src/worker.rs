@@ -198,14 +198,7 @@ impl Worker {
                 self.net_ns = Some(net.netns.clone());
             }
         }
-        let running: Vec<(String, String)> = self
-            .record
-            .containers
-            .iter()
-            .chain(self.record.init_containers.iter())
-            .filter(|(_, r)| r.is_running())
-            .filter_map(|(n, r)| r.id.clone().map(|id| (n.clone(), id)))
-            .collect();
+        let running = self.record.running();
         for (name, id) in running {
             match self.ctx.runtime.state(&id).await {
                 Ok(RtState::Running { .. }) => self.watch_exit(&name, &id),
@@ -1028,14 +1021,7 @@ impl Worker {
     async fn stop_everything(&mut self, grace: Duration) {
         self.stopping = true;
         self.probes.clear();
-        let running: Vec<(String, String)> = self
-            .record
-            .containers
-            .iter()
-            .chain(self.record.init_containers.iter())
-            .filter(|(_, r)| r.is_running())
-            .filter_map(|(n, r)| r.id.clone().map(|id| (n.clone(), id)))
-            .collect();
+        let running = self.record.running();
         for (name, id) in &running {
             self.watch_exit(name, id);
             if let Err(e) = self.ctx.runtime.kill(id, libc::SIGTERM).await {

@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::{container_status, http_get, is_ready, is_running, TestNode};
+use harness::{container_status, has_phase, http_get, is_ready, is_running, terminated, TestNode};
 use serde_json::json;
 use std::time::Duration;
 
@@ -209,27 +209,16 @@ async fn a_crashing_container_restarts_with_back_off_and_reports_crash_loop() {
     node.create_pod("once", json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
         "command": ["sh", "-c", "exit 1"]}]})).await;
     let p = node
-        .wait_pod("once", "Failed", |p| {
-            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
-        })
+        .wait_pod("once", "Failed", |p| has_phase(p, "Failed"))
         .await;
     assert_eq!(container_status(&p, "c").unwrap().restart_count, 0);
     // And one that succeeds ends Succeeded with reason Completed.
     node.create_pod("ok", json!({"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
         "command": ["true"]}]})).await;
     let p = node
-        .wait_pod("ok", "Succeeded", |p| {
-            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
-        })
+        .wait_pod("ok", "Succeeded", |p| has_phase(p, "Succeeded"))
         .await;
-    let t = container_status(&p, "c")
-        .unwrap()
-        .state
-        .as_ref()
-        .unwrap()
-        .terminated
-        .clone()
-        .unwrap();
+    let t = terminated(&p, "c");
     assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
     node.shutdown().await;
 }
@@ -309,17 +298,10 @@ async fn a_killed_agent_restarted_readopts_running_containers_and_sees_exits() {
     node.start_agent().await;
     let p = node
         .wait_pod("quitter", "Failed with exit code 5", |p| {
-            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+            has_phase(p, "Failed")
         })
         .await;
-    let t = container_status(&p, "c")
-        .unwrap()
-        .state
-        .as_ref()
-        .unwrap()
-        .terminated
-        .clone()
-        .unwrap();
+    let t = terminated(&p, "c");
     assert_eq!(t.exit_code, 5);
     let after = node.pods().get("keeper").await.unwrap();
     let c = container_status(&after, "c").unwrap();
@@ -502,15 +484,9 @@ async fn pull_errors_back_off_config_maps_are_projected_and_updated_and_host_por
     )
     .await;
     // A ConfigMap projected as files, updated in place.
-    let cms: tug_client::Api<tug_proto::core::v1::ConfigMap> =
-        tug_client::Api::namespaced(node.client.clone(), "default");
-    let cm: tug_proto::core::v1::ConfigMap = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "cfg", "namespace": "default"},
-        "data": {"greeting": "hi"}
-    }))
-    .unwrap();
-    cms.create(&cm).await.unwrap();
+    let cms = node
+        .create_config_map("cfg", json!({"greeting": "hi"}))
+        .await;
     node.create_pod(
         "reader",
         json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
@@ -604,15 +580,8 @@ async fn images_handed_to_a_running_agent_are_imported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn args_env_env_from_working_dir_run_as_user_and_limits_are_honoured() {
     let node = TestNode::start().await;
-    let cms: tug_client::Api<tug_proto::core::v1::ConfigMap> =
-        tug_client::Api::namespaced(node.client.clone(), "default");
-    let cm: tug_proto::core::v1::ConfigMap = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "settings", "namespace": "default"},
-        "data": {"MODE": "fast"}
-    }))
-    .unwrap();
-    cms.create(&cm).await.unwrap();
+    node.create_config_map("settings", json!({"MODE": "fast"}))
+        .await;
     node.create_pod(
         "shaped",
         json!({"containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",

@@ -159,6 +159,24 @@ impl TestNode {
         self.pods().create(&pod).await.expect("create pod")
     }
 
+    /// Creates a ConfigMap in `default`; returns the API to change it.
+    pub async fn create_config_map(
+        &self,
+        name: &str,
+        data: Value,
+    ) -> Api<tug_proto::core::v1::ConfigMap> {
+        let cms: Api<tug_proto::core::v1::ConfigMap> =
+            Api::namespaced(self.client.clone(), "default");
+        let cm = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": data,
+        }))
+        .expect("a valid ConfigMap");
+        cms.create(&cm).await.expect("create ConfigMap");
+        cms
+    }
+
     /// Polls the pod until `check` says yes (30 s by default), printing its status on timeout.
     pub async fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
         self.wait_pod_for(name, what, Duration::from_secs(60), check)
@@ -265,21 +283,7 @@ pub fn force_cleanup(root: &Path, cgroup_root: &str) {
         }
         kill_and_remove_cgroup(&base);
     }
-    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
-        let root_s = root.to_string_lossy().to_string();
-        let mut targets: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root_s))
-            .collect();
-        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        for t in targets {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&t)
-                .status();
-        }
-    }
+    tug_agent::agent::unmount_under(root);
 }
 
 fn kill_and_remove_cgroup(dir: &Path) {
@@ -349,6 +353,18 @@ pub fn container_status<'a>(
         .container_statuses
         .iter()
         .find(|c| c.name == name)
+}
+
+pub fn has_phase(pod: &Pod, phase: &str) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase)
+}
+
+/// The terminated state of `container` (panics when it is not terminated).
+pub fn terminated(pod: &Pod, container: &str) -> tug_proto::core::v1::ContainerStateTerminated {
+    container_status(pod, container)
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.clone())
+        .unwrap_or_else(|| panic!("container {container} is not terminated: {:?}", pod.status))
 }
 
 pub fn is_running(pod: &Pod) -> bool {
