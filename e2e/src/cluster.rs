@@ -257,9 +257,18 @@ impl Cluster {
         &self.dir
     }
 
-    /// The admin kubeconfig.
+    /// The admin kubeconfig. With several control planes its server is the cluster's API
+    /// load balancer on the host (the bridge's .1), which skips stopped control planes.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// An admin kubeconfig that talks to one control-plane node's own apiserver (None for
+    /// a worker).
+    pub fn node_kubeconfig(&self, node: &str) -> Option<PathBuf> {
+        let n = self.node(node).ok()?;
+        n.control_plane
+            .then(|| self.dir.join("nodes").join(&n.name).join("kubeconfig"))
     }
 
     /// The host bridge all nodes are plugged into.

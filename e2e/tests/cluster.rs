@@ -189,3 +189,39 @@ fn two_clusters_run_side_by_side_and_a_failed_create_is_removed_again() {
         .unwrap();
     assert!(again.status.success(), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_three_control_planes_the_api_keeps_answering_when_one_control_plane_stops() {
+    if skip() {
+        return;
+    }
+    let cluster = Cluster::create(&Options::new("e2e-ha", 3, 0)).expect("creating the cluster");
+    assert_eq!(cluster.control_planes().len(), 3);
+    let first = cluster.control_planes()[0].name.clone();
+    assert!(cluster.node_kubeconfig(&first).unwrap().exists());
+    cluster.stop_node(&first).unwrap();
+    // Through the admin kubeconfig (the load balancer): reads and writes still work.
+    let ns: tug_proto::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "written-while-down"}
+    }))
+    .unwrap();
+    let client = cluster.client().unwrap();
+    Api::<tug_proto::core::v1::Namespace>::all(client.clone())
+        .create(&ns)
+        .await
+        .expect("a write with one control plane down");
+    let out = cluster.tug(&["get", "nodes"]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    cluster.start_node(&first).unwrap();
+    cluster
+        .wait_node_ready(&first, true, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let footprint = cluster.footprint();
+    cluster.delete().unwrap();
+    assert!(
+        footprint.leftovers().is_empty(),
+        "{:#?}",
+        footprint.leftovers()
+    );
+}

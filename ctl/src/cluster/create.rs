@@ -199,6 +199,9 @@ async fn create(
             for n in &cps {
                 process::spawn(&st, n, &n.processes[0])?;
             }
+            if let Some(lb) = &st.lb {
+                process::spawn_host(&st, lb)?;
+            }
             wait_api(&st, &client, Duration::from_secs(wait)).await?;
             for n in &cps {
                 for spec in n
@@ -328,6 +331,16 @@ fn prepare_images(bins: &Binaries, cache: &Path, target: &Path) -> anyhow::Resul
 
 /// Fails with the process's log tail if a process we started has died.
 fn check_alive(st: &ClusterState, which: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    if let Some(lb) = &st.lb {
+        if process::running(&st.dir, &lb.name).is_none() {
+            let log = process::log_file(&st.dir, &lb.name);
+            bail!(
+                "the API load balancer exited; the last lines of {}:\n{}",
+                log.display(),
+                super::log_tail(&log, 15)
+            );
+        }
+    }
     for n in &st.nodes {
         let dir = st.node_dir(&n.name);
         for spec in n.processes.iter().filter(|s| which(&s.name)) {

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::net::{self, NETNS_DIR};
 use super::process;
@@ -44,7 +45,13 @@ pub fn delete(clusters: &Path, name: &str, p: &mut Progress<'_>) -> anyhow::Resu
     let st = ClusterState::load(&dir).ok();
     if let Some(st) = &st {
         note(p.step("Stopping the cluster's processes", || {
-            each_node(st, |n| process::stop_node(st, n, Signal::SIGTERM))
+            each_node(st, |n| process::stop_node(st, n, Signal::SIGTERM))?;
+            match &st.lb {
+                Some(lb) => {
+                    process::stop(&st.dir, &lb.name, Signal::SIGTERM, Duration::from_secs(2))
+                }
+                None => Ok(()),
+            }
         }));
         note(
             p.step("Removing the nodes' containers and pod networks", || {

@@ -14,6 +14,7 @@
 //! state.json                 nodes, IPs, netns/veth/bridge names, every process's argv
 //! pki/                       CA, serving/peer/admin certificates, admin.kubeconfig
 //! kubeconfig                 the admin kubeconfig (what `tug cluster kubeconfig` prints)
+//! lb.log, lb.pid             the API load balancer (several control planes only)
 //! images/                    the demo images every agent imports at start
 //! nodes/                     a tmpfs holding everything below
 //! nodes/<node>/<proc>.log    each process's stdout and stderr
@@ -28,10 +29,12 @@
 //! - `net.rs`: the bridge, node namespaces and veths (iproute2's `ip`).
 //! - `process.rs`: starting detached processes inside a node, PID records, stopping them.
 //! - `create.rs`, `delete.rs`, `node.rs` (stop-node/start-node): the verbs.
+//! - `lb.rs`: the API load balancer on the host for clusters with several control planes.
 //! - `progress.rs`: step-by-step progress on stderr (a spinner on a TTY only).
 
 pub mod create;
 pub mod delete;
+pub mod lb;
 pub mod net;
 pub mod node;
 pub mod process;
@@ -74,6 +77,9 @@ pub enum Verb {
     /// Delete a cluster and everything it made (processes, namespaces, links, mounts,
     /// cgroups, state).
     Delete(NameArg),
+    /// The API load balancer of a cluster with several control planes (started by create).
+    #[command(hide = true)]
+    Lb(lb::Args),
 }
 
 #[derive(Debug, ClapArgs)]
@@ -98,6 +104,7 @@ pub async fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyho
         Verb::StopNode(a) => node::stop(&dir, a, err),
         Verb::StartNode(a) => node::start(&dir, a, err).await,
         Verb::Delete(a) => delete::run(&dir, &a.name, err),
+        Verb::Lb(a) => lb::run(a).await,
     }
 }
 

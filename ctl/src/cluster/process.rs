@@ -30,46 +30,53 @@ pub fn log_file(node_dir: &Path, name: &str) -> PathBuf {
 
 /// Starts `spec` on node `n` and records its PID.
 pub fn spawn(st: &ClusterState, n: &NodeState, spec: &ProcessSpec) -> anyhow::Result<u32> {
-    let dir = st.node_dir(&n.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let log_path = log_file(&dir, &spec.name);
+    spawn_at(&st.node_dir(&n.name), Some(n), spec)
+}
+
+/// Starts `spec` on the host (the load balancer); log and PID file in the cluster dir.
+pub fn spawn_host(st: &ClusterState, spec: &ProcessSpec) -> anyhow::Result<u32> {
+    spawn_at(&st.dir, None, spec)
+}
+
+fn spawn_at(dir: &Path, node: Option<&NodeState>, spec: &ProcessSpec) -> anyhow::Result<u32> {
+    let on = node.map_or("the host", |n| n.name.as_str());
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log_path = log_file(dir, &spec.name);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let child = Command::new("setsid")
-        .arg("nsenter")
-        .arg(format!("--net={NETNS_DIR}/{}", n.netns))
-        .args([
-            "unshare",
-            "--uts",
-            "sh",
-            "-c",
-            "hostname \"$0\" && exec \"$@\"",
-        ])
-        .arg(&n.name)
+    let mut cmd = Command::new("setsid");
+    if let Some(n) = node {
+        cmd.arg("nsenter")
+            .arg(format!("--net={NETNS_DIR}/{}", n.netns))
+            .args([
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                "hostname \"$0\" && exec \"$@\"",
+            ])
+            .arg(&n.name)
+            // Programs that take their identity from $HOSTNAME (leader election ids) must
+            // see the node's name, not the host's.
+            .env("HOSTNAME", &n.name);
+    }
+    let child = cmd
         .args(&spec.argv)
-        .current_dir(&dir)
-        // Programs that take their identity from $HOSTNAME (leader election ids) must see
-        // the node's name, not the host's.
-        .env("HOSTNAME", &n.name)
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} on node {} (setsid, nsenter)",
-                spec.name, n.name
-            )
-        })?;
+        .with_context(|| format!("starting {} on {on} (setsid, nsenter)", spec.name))?;
     let pid = child.id();
     // The child is not waited for: it outlives `tug`. Its start time tells it apart from
     // a later process that reuses the PID.
     let start = start_time(pid).unwrap_or(0);
-    std::fs::write(pid_file(&dir, &spec.name), format!("{pid} {start}\n"))
-        .with_context(|| format!("recording the PID of {} on {}", spec.name, n.name))?;
+    std::fs::write(pid_file(dir, &spec.name), format!("{pid} {start}\n"))
+        .with_context(|| format!("recording the PID of {} on {on}", spec.name))?;
     Ok(pid)
 }
 

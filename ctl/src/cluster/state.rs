@@ -28,6 +28,9 @@ pub struct ClusterState {
     /// The host bridge every node's veth is plugged into.
     pub bridge: String,
     pub nodes: Vec<NodeState>,
+    /// The API load balancer on the host (clusters with several control planes).
+    #[serde(default)]
+    pub lb: Option<ProcessSpec>,
 }
 
 /// One node: its namespace, link and processes.
@@ -114,11 +117,32 @@ impl ClusterState {
         let images = dir.join("images");
         let s = |p: &Path| p.display().to_string();
         let bin = |b: &str| s(&bins.path(b));
+        let gateway = Ipv4Addr::new(SUBNET_BASE[0], SUBNET_BASE[1], subnet, 1);
+        let lb = (cp_ips.len() > 1).then(|| {
+            let mut argv = vec![
+                bin("tug"),
+                "cluster".into(),
+                "lb".into(),
+                "--listen".into(),
+                format!("{gateway}:{API_PORT}"),
+            ];
+            for ip in &cp_ips {
+                argv.push("--backend".into());
+                argv.push(format!("{ip}:{API_PORT}"));
+            }
+            ProcessSpec {
+                name: "lb".into(),
+                argv,
+            }
+        });
         let mut worker_n = 0;
         for (i, n) in nodes.iter_mut().enumerate() {
             let node_dir = dir.join("nodes").join(&n.name);
             let server = if n.control_plane {
                 n.ip
+            } else if lb.is_some() {
+                // Through the load balancer: a stopped control plane does not cut it off.
+                gateway
             } else {
                 // Workers spread over the control planes, each talking to one.
                 worker_n += 1;
@@ -202,6 +226,7 @@ impl ClusterState {
             subnet,
             bridge,
             nodes,
+            lb,
         }
     }
 
@@ -278,13 +303,16 @@ impl ClusterState {
         })
     }
 
-    /// The `server:` of the admin kubeconfig: the first control plane.
+    /// The `server:` of the admin kubeconfig: the load balancer, else the control plane.
     pub fn server_url(&self) -> String {
-        let ip = self
-            .nodes
-            .iter()
-            .find(|n| n.control_plane)
-            .map_or(self.gateway(), |n| n.ip);
+        let ip = match &self.lb {
+            Some(_) => self.gateway(),
+            None => self
+                .nodes
+                .iter()
+                .find(|n| n.control_plane)
+                .map_or(self.gateway(), |n| n.ip),
+        };
         format!("https://{ip}:{API_PORT}")
     }
 }
@@ -341,7 +369,8 @@ mod tests {
         assert_eq!(st.bridge, "tugc-dev");
         assert!(st.nodes.iter().all(|n| n.veth.len() <= 15));
         assert_eq!(st.nodes[4].pod_cidr, "10.244.4.0/24");
-        assert_eq!(st.server_url(), "https://172.31.7.2:6443");
+        assert_eq!(st.server_url(), "https://172.31.7.1:6443");
+        assert_eq!(plan(1, 2).server_url(), "https://172.31.7.2:6443");
     }
 
     #[test]
@@ -373,12 +402,24 @@ mod tests {
     }
 
     #[test]
-    fn workers_spread_over_control_planes_and_a_lone_control_plane_is_schedulable() {
+    fn workers_reach_the_api_through_the_load_balancer_and_a_lone_control_plane_is_schedulable() {
         let st = plan(3, 2);
         let server = |i: usize| arg(st.nodes[i].processes.last().unwrap(), "--server");
-        assert_eq!(server(3), Some("https://172.31.7.2:6443"));
-        assert_eq!(server(4), Some("https://172.31.7.3:6443"));
+        assert_eq!(server(3), Some("https://172.31.7.1:6443"));
+        assert_eq!(server(4), Some("https://172.31.7.1:6443"));
         assert_eq!(st.nodes[3].processes.len(), 1);
+        let lb = st.lb.as_ref().unwrap();
+        assert_eq!(
+            lb.argv[1..].join(" "),
+            "cluster lb --listen 172.31.7.1:6443 --backend 172.31.7.2:6443 --backend \
+             172.31.7.3:6443 --backend 172.31.7.4:6443"
+        );
+        let single = plan(1, 2);
+        assert!(single.lb.is_none());
+        assert_eq!(
+            arg(single.nodes[1].processes.last().unwrap(), "--server"),
+            Some("https://172.31.7.2:6443")
+        );
         let alone = plan(1, 0);
         assert_eq!(
             arg(&alone.nodes[0].processes[3], "--register-with-taints"),
