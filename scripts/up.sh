@@ -36,7 +36,7 @@ if [ -s "$state/pids" ]; then
 fi
 
 echo "==> building tug-apiserver, tug-scheduler, tug-controllers, tug-agent, tug-image and tug"
-cargo build -q -p tug-apiserver -p tug-scheduler -p tug-controllers -p tug-agent -p tug-image -p tug-ctl
+cargo build -q -p tug-apiserver -p tug-scheduler -p tug-controllers -p tug-agent -p tug-runtime -p tug-image -p tug-ctl
 bin="$PWD/target/debug"
 
 mkdir -p "$state"

@@ -56,6 +56,18 @@ fn agent_args(exe: &Path, cp: &ControlPlane, root: &Path, images: &Path) -> Vec<
     ]
 }
 
+/// Which shim the agent uses: a `tug-shim` next to this binary (build it with `cargo
+/// build --release -p tug-runtime --bin tug-shim`), else this binary's `shim` subcommand.
+fn agent_shim(args: &[String]) -> String {
+    let exe = Path::new(&args[0]);
+    let beside = exe.with_file_name("tug-shim");
+    if beside.is_file() {
+        beside.display().to_string()
+    } else {
+        format!("{} shim (no tug-shim next to it)", exe.display())
+    }
+}
+
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -182,6 +194,8 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("node ready after {:.2}s", start.elapsed().as_secs_f64());
+    let beside = agent_shim(&agent.args);
+    println!("shim: {beside}");
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Warm-up: the first pod pays for unpacking the image's layer.
     api.create(&pod("warmup")).await?;

@@ -123,6 +123,8 @@ pub struct Ctx {
     pub recorder: Arc<EventRecorder>,
     /// When the agent first saw each image id (image GC's minimum age).
     pub image_first_seen: Mutex<HashMap<String, std::time::Instant>>,
+    /// Image ids imported from --preload-images: never garbage collected.
+    pub pinned_images: HashSet<String>,
 }
 
 impl Ctx {
@@ -375,10 +377,14 @@ impl Agent {
         let images = Arc::new(
             tug_image::ImageStore::open(&root.join("images")).context("opening the image store")?,
         );
+        // Preloaded images are pinned: image GC never removes them (there may be no
+        // registry to pull them from again).
+        let mut pinned = HashSet::new();
         for tar in &preload_images {
-            images
+            let imported = images
                 .import(tar)
                 .with_context(|| format!("importing image {}", tar.display()))?;
+            pinned.extend(imported.into_iter().map(|i| i.id));
         }
         let runtime: Arc<dyn Runtime> = Arc::new(
             tug_runtime::ShimRuntime::new(root.join("containers"), shim)
@@ -463,6 +469,7 @@ impl Agent {
             opts: opts.clone(),
             index: PodIndex::default(),
             image_first_seen: Mutex::new(HashMap::new()),
+            pinned_images: pinned,
             services,
         });
         if let (Some(listener), Some((_, tls))) = (listener, server) {
@@ -576,7 +583,7 @@ fn collect_images(ctx: &Ctx) -> bool {
         let target = ((used - ctx.opts.image_gc_low) * total as f64) as u64;
         // Images the agent first saw less than `image_gc_min_age` ago are kept, as the
         // kubelet's minimum GC age: a just-imported image is about to be used.
-        let mut in_use = HashSet::new();
+        let mut in_use = ctx.pinned_images.clone();
         {
             let mut seen = ctx
                 .image_first_seen

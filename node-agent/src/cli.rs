@@ -75,6 +75,14 @@ pub struct Args {
     /// ... and frees images down to this (%).
     #[arg(long, default_value_t = 80)]
     image_gc_low_threshold: u8,
+    /// How often the node's Lease is renewed (its duration is 4x this), in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    lease_renew_seconds: f64,
+    /// The per-container shim binary (default: `tug-shim` next to this binary when it
+    /// exists — small, so cheap to start and light per container — else this binary's
+    /// `shim` subcommand).
+    #[arg(long)]
+    shim: Option<PathBuf>,
     /// Instead of running: stop every container of this node and remove its network,
     /// cgroups, mounts and the --root-dir state, then exit.
     #[arg(long)]
@@ -164,14 +172,31 @@ fn import_image(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    if args.cleanup {
-        let program =
-            std::env::current_exe().context("locating tug-agent's own binary for the shim")?;
-        let shim = tug_runtime::ShimCommand {
-            program,
+fn shim_command(flag: Option<&std::path::Path>) -> anyhow::Result<tug_runtime::ShimCommand> {
+    if let Some(path) = flag {
+        return Ok(tug_runtime::ShimCommand {
+            program: path.to_path_buf(),
+            args: vec![],
+        });
+    }
+    let me = std::env::current_exe().context("locating tug-agent's own binary for the shim")?;
+    let beside = me.with_file_name("tug-shim");
+    Ok(if beside.is_file() {
+        tug_runtime::ShimCommand {
+            program: beside,
+            args: vec![],
+        }
+    } else {
+        tug_runtime::ShimCommand {
+            program: me,
             args: vec!["shim".into()],
-        };
+        }
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let shim = shim_command(args.shim.as_deref())?;
+    if args.cleanup {
         return crate::agent::cleanup_node(&args.root_dir, shim).await;
     }
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -238,8 +263,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             preload.push(p.clone());
         }
     }
-    let program =
-        std::env::current_exe().context("locating tug-agent's own binary for the shim")?;
     let config = Config {
         node: NodeInfo {
             name: name.clone(),
@@ -258,16 +281,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("tug/{name}")),
         bridge: args.bridge.clone(),
-        shim: tug_runtime::ShimCommand {
-            program,
-            args: vec!["shim".into()],
-        },
+        shim,
         server: tls.map(|t| (args.listen, t)),
         preload_images: preload,
         opts: Options {
             backoff_base: std::time::Duration::from_secs_f64(args.backoff_base_seconds.max(0.01)),
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
+            lease_renew: std::time::Duration::from_secs_f64(args.lease_renew_seconds.max(0.1)),
+            lease_duration: std::time::Duration::from_secs_f64(
+                (args.lease_renew_seconds * 4.0).max(1.0),
+            ),
             image_gc_high: f64::from(args.image_gc_high_threshold.min(100)) / 100.0,
             image_gc_low: f64::from(
                 args.image_gc_low_threshold
