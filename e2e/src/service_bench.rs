@@ -281,17 +281,11 @@ async fn measure(
     println!("node ready, 3 backends {ips:?} behind {cluster_ip}:80, load from pod netns {netns}");
     let direct = format!("{}:8080", ips[0]);
     let vip = format!("{cluster_ip}:80");
-    let mut results = Vec::new();
-    for (name, addr) in [("direct", &direct), ("clusterip", &vip)] {
+    let run_load = |name: &str, addr: &str| -> Result<LoadResult> {
         let out = Command::new("nsenter")
             .arg(format!("--net={netns}"))
             .arg(exe)
-            .args([
-                LOAD_SUBCOMMAND,
-                addr.as_str(),
-                &secs.to_string(),
-                &conns.to_string(),
-            ])
+            .args([LOAD_SUBCOMMAND, addr, &secs.to_string(), &conns.to_string()])
             .output()
             .context("running nsenter (util-linux)")?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -306,8 +300,30 @@ async fn measure(
             "{name}: {addr} rps={:.0} p50_ms={:.2} p99_ms={:.2} errors={} (conns={conns}, {secs}s, new connection per request)",
             r.rps, r.p50_ms, r.p99_ms, r.errors
         );
-        results.push(r);
+        Ok(r)
+    };
+    let results = vec![run_load("direct", &direct)?, run_load("clusterip", &vip)?];
+    // The NAT path alone: the same ClusterIP with only the backend measured directly.
+    let mut one: Endpoints = Api::<Endpoints>::namespaced(client.clone(), "default")
+        .get("web")
+        .await?;
+    one.subsets[0].addresses.truncate(1);
+    Api::<Endpoints>::namespaced(client.clone(), "default")
+        .replace("web", &one)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !proxy
+        .state()
+        .rules
+        .iter()
+        .any(|r| r.name == "web" && r.endpoints.len() == 1)
+    {
+        if Instant::now() > deadline {
+            bail!("the proxy did not apply the 1-endpoint change");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    run_load("clusterip_1_backend", &vip)?;
     let (d, c) = (results[0], results[1]);
     println!(
         "service: direct_rps={:.0} clusterip_rps={:.0} ratio={:.2}",
