@@ -302,7 +302,7 @@ async fn measure(
         );
         Ok(r)
     };
-    let results = vec![run_load("direct", &direct)?, run_load("clusterip", &vip)?];
+    let results = [run_load("direct", &direct)?, run_load("clusterip", &vip)?];
     // The NAT path alone: the same ClusterIP with only the backend measured directly.
     let mut one: Endpoints = Api::<Endpoints>::namespaced(client.clone(), "default")
         .get("web")
