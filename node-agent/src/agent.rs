@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tug_client::watcher::{self, Event};
-use tug_client::{Api, Client, EventRecorder, Informer, Store};
+use tug_client::{Api, Client, EventRecorder, Store};
 use tug_proto::core::v1::{Container, Pod, Service};
 use tug_runtime::Runtime;
 
@@ -347,6 +347,10 @@ pub struct Agent {
     pub server_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// The service proxy and the node's DNS server; dropping them (with the agent) stops
+    /// them, the rules stay, as kube-proxy's do.
+    pub proxy: crate::proxy::Proxy,
+    pub dns: crate::dns::DnsServer,
 }
 
 impl Drop for Agent {
@@ -446,12 +450,32 @@ impl Agent {
         );
         let mut tasks = Vec::new();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let services_informer = Informer::new(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-        );
-        let services = services_informer.store();
-        tasks.push(services_informer.spawn());
+        // Services: the kube-proxy part (nftables rules from Services and Endpoints), the
+        // node's cluster DNS on the pod bridge's gateway (pods' nameserver), and host-gw
+        // routes to the other nodes' pod CIDRs.
+        let proxy = crate::proxy::Proxy::start(client.clone(), &node.name)
+            .context("starting the service proxy")?;
+        let services = proxy.services();
+        let gateway = net.gateway();
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let dns = crate::dns::DnsServer::start(
+            crate::dns::DnsConfig {
+                listen: vec![SocketAddr::new(gateway.into(), 53)],
+                domain: opts.cluster_domain.clone(),
+                upstreams: crate::dns::host_resolvers(&resolv, &[gateway.into()]),
+            },
+            proxy.services(),
+            proxy.endpoints(),
+        )
+        .await
+        .context("starting the cluster DNS server")?;
+        let mut opts = opts;
+        opts.cluster_dns.get_or_insert(gateway.into());
+        tasks.push(crate::routes::start(
+            client.clone(),
+            net.clone(),
+            &node.name,
+        ));
         let ctx = Arc::new(Ctx {
             recorder: Arc::new(EventRecorder::new(
                 client.clone(),
@@ -486,6 +510,8 @@ impl Agent {
         tasks.push(tokio::spawn(image_inbox(ctx.clone())));
         tasks.push(tokio::spawn(dispatch(ctx.clone())));
         Ok(Agent {
+            proxy,
+            dns,
             ctx,
             server_addr,
             tasks,

@@ -1,6 +1,6 @@
-//! Services through the proxy's nftables rules, on this host: a real apiserver and agent
-//! (the harness), the proxy started beside it, busybox httpd backends that answer with
-//! their hostname, and Endpoints written by the test (no endpoints controller here).
+//! Services through the agent's proxy (nftables rules) and DNS, on this host: a real
+//! apiserver and agent (the harness), busybox httpd backends that answer with their
+//! hostname, and Endpoints written by the test (no endpoints controller here).
 
 mod harness;
 
@@ -8,22 +8,9 @@ use harness::{is_ready, is_running, TestNode};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use tug_agent::proxy::{table_name, Proxy};
+use tug_agent::proxy::table_name;
 use tug_client::Api;
 use tug_proto::core::v1::{Endpoints, Pod, Service};
-
-/// Deletes the proxy's table even when the test fails.
-struct ProxyGuard {
-    proxy: Option<Proxy>,
-    node: String,
-}
-
-impl Drop for ProxyGuard {
-    fn drop(&mut self) {
-        self.proxy.take();
-        let _ = Proxy::cleanup(&self.node);
-    }
-}
 
 fn pod_ip(p: &Pod) -> String {
     p.status
@@ -136,7 +123,6 @@ async fn set_endpoints(node: &TestNode, name: &str, ips: &[String]) {
 /// changes take a sync to apply), over at most 20 s.
 async fn wait_backends(addr: &str, want: &BTreeSet<String>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut last = BTreeSet::new();
     loop {
         let mut seen = BTreeSet::new();
         for _ in 0..40 {
@@ -147,10 +133,9 @@ async fn wait_backends(addr: &str, want: &BTreeSet<String>) {
         if &seen == want {
             return;
         }
-        last = seen;
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{addr}: backends {last:?}, want {want:?}"
+            "{addr}: backends {seen:?}, want {want:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -159,10 +144,6 @@ async fn wait_backends(addr: &str, want: &BTreeSet<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_ip_balances_over_ready_endpoints_from_the_node_and_from_pods() {
     let node = start_node().await;
-    let mut guard = ProxyGuard {
-        proxy: Some(Proxy::start(node.client.clone(), &node.name).expect("proxy")),
-        node: node.name.clone(),
-    };
     let (cluster_ip, node_port) = unique_ids(0);
     let names = ["web-a", "web-b", "web-c"];
     let ips = create_backends(&node, &names).await;
@@ -231,32 +212,18 @@ async fn a_cluster_ip_balances_over_ready_endpoints_from_the_node_and_from_pods(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let state = guard.proxy.as_ref().unwrap().state();
+    let state = node.agent.as_ref().unwrap().proxy.state();
     assert!(state.syncs >= 3 && state.last_error.is_none(), "{state:?}");
-
-    guard.proxy.take();
-    Proxy::cleanup(&node.name).expect("cleanup");
-    // Only the proxy's objects go; tug-net's chains stay (its cleanup_all removes the rest).
-    let listing = tug_net::command::run(
-        "nft",
-        &["list", "table", "ip", &table_name(&node.name)],
-        None,
-    )
-    .expect("nft list");
-    assert!(
-        !listing.contains("services") && !listing.contains("svc-") && listing.contains("hostports"),
-        "{listing}"
-    );
+    // The agent's network cleanup removes the proxy's rules with the node's table.
+    let table = table_name(&node.name);
     node.shutdown().await;
+    let listing = tug_net::command::run("nft", &["list", "table", "ip", &table], None);
+    assert!(listing.is_err(), "table {table} left: {listing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_ip_affinity_keeps_a_client_on_one_backend() {
     let node = start_node().await;
-    let _guard = ProxyGuard {
-        proxy: Some(Proxy::start(node.client.clone(), &node.name).expect("proxy")),
-        node: node.name.clone(),
-    };
     let (cluster_ip, _) = unique_ids(1);
     let names = ["sticky-a", "sticky-b"];
     let ips = create_backends(&node, &names).await;
@@ -292,30 +259,9 @@ async fn client_ip_affinity_keeps_a_client_on_one_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_reach_services_by_name_through_the_nodes_dns() {
-    let mut node = start_node().await;
-    // The DNS server listens on the bridge's gateway; pods created from now on get it
-    // as their nameserver (the agent reads Options.cluster_dns when writing resolv.conf).
-    let cidr: tug_net::Ipv4Cidr = node.pod_cidr.parse().unwrap();
-    let gateway = cidr.gateway();
-    node.crash_agent();
-    node.opts.cluster_dns = Some(gateway.into());
-    node.start_agent().await;
-    let guard = ProxyGuard {
-        proxy: Some(Proxy::start(node.client.clone(), &node.name).expect("proxy")),
-        node: node.name.clone(),
-    };
-    let proxy = guard.proxy.as_ref().unwrap();
-    let _dns = tug_agent::dns::DnsServer::start(
-        tug_agent::dns::DnsConfig {
-            listen: vec![std::net::SocketAddr::new(gateway.into(), 53)],
-            domain: "cluster.local".into(),
-            upstreams: vec![],
-        },
-        proxy.services(),
-        proxy.endpoints(),
-    )
-    .await
-    .expect("dns on the gateway");
+    // The agent's DNS server listens on the pod bridge's gateway, which is every pod's
+    // nameserver.
+    let node = start_node().await;
     let (cluster_ip, _) = unique_ids(2);
     let ips = create_backends(&node, &["named-a"]).await;
     let svc: Service = serde_json::from_value(json!({

@@ -191,17 +191,18 @@ impl TestNode {
         check: impl Fn(&Pod) -> bool,
     ) -> Pod {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
         loop {
-            let pod = self.pods().get_opt(name).await.expect("get pod");
-            if let Some(p) = &pod {
-                if check(p) {
-                    return p.clone();
-                }
+            // A busy machine can fail one request (timeout, reset): poll on.
+            match self.pods().get_opt(name).await {
+                Ok(Some(p)) if check(&p) => return p,
+                Ok(pod) => last = pod,
+                Err(e) => eprintln!("get pod {name}: {e} (retrying)"),
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
                     "pod {name}: timed out waiting for {what}; status: {}",
-                    serde_json::to_string_pretty(&pod.map(|p| p.status)).unwrap()
+                    serde_json::to_string_pretty(&last.map(|p| p.status)).unwrap()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -210,7 +211,7 @@ impl TestNode {
 
     pub async fn wait_gone(&self, name: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while self.pods().get_opt(name).await.expect("get pod").is_some() {
+        while !matches!(self.pods().get_opt(name).await, Ok(None)) {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "pod {name} was not removed"
