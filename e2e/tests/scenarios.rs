@@ -191,7 +191,8 @@ fn curl_from(netns: &str, url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// `tug exec POD -- CMD`: (success, stdout+stderr).
+/// `tug exec POD -- CMD`: (success, stdout+stderr). For busybox's wget use `timeout 5
+/// wget`, not `wget -T 5`: Debian's static busybox 1.35 wget segfaults (exit 139) with -T.
 fn exec(c: &Cluster, pod: &str, cmd: &[&str]) -> Result<(bool, String)> {
     let mut a = vec!["exec", pod, "--"];
     a.extend_from_slice(cmd);
@@ -324,7 +325,7 @@ async fn pod_reaches_pod_on_other_worker(c: &Cluster) -> Result<Outcome> {
     let url = format!("http://{}:80/", pod_ip(other));
     let start = Instant::now();
     loop {
-        let (ok, out) = exec(c, "toolbox", &["wget", "-qO-", "-T", "3", &url])?;
+        let (ok, out) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", &url])?;
         if ok && out.contains("Hello from the static site!") {
             return Ok(Outcome::Pass);
         }
@@ -346,7 +347,7 @@ async fn clusterip_by_name_reaches_every_backend(c: &Cluster) -> Result<Outcome>
     let url = "http://web.default.svc.cluster.local/";
     let start = Instant::now();
     loop {
-        let (ok, out) = exec(c, "toolbox", &["wget", "-qO-", "-T", "3", url])?;
+        let (ok, out) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", url])?;
         if ok && out.contains("Hello from the static site!") {
             break;
         }
@@ -361,7 +362,7 @@ async fn clusterip_by_name_reaches_every_backend(c: &Cluster) -> Result<Outcome>
     // Many requests with a tag in the path; every backend's log must show some.
     for i in 0..20 {
         let u = format!("{url}rr-{i}");
-        let (_, _) = exec(c, "toolbox", &["wget", "-qO-", "-T", "3", &u])?;
+        let (_, _) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", &u])?;
     }
     for p in pods(c, "app=static-site")? {
         let log = tug(c, &["logs", &pod_name(&p)])?;
@@ -768,11 +769,13 @@ async fn raft_leader_stop_keeps_cluster_working(c: &Cluster) -> Result<Outcome> 
     eprintln!("    raft leader is {leader}; stopping it");
     c.stop_node(&leader)?;
     let result = async {
-        // Writes and scheduling go on: a namespace and a Deployment whose pod runs.
-        tug(c, &["create", "namespace", "after-leader-stop"])?;
-        // Its image may not be pullable here: being bound to a node is what counts.
-        tug(
-            c,
+        // Writes and scheduling go on: a namespace and a Deployment whose pod is bound.
+        // A write in flight while the survivors elect a new leader may time out (as in
+        // Kubernetes, the client retries); a retry of a write that did land finds it.
+        let stopped = Instant::now();
+        for args in [
+            &["create", "namespace", "after-leader-stop"][..],
+            // Its image may not be pullable here: being bound to a node is what counts.
             &[
                 "create",
                 "deployment",
@@ -780,8 +783,28 @@ async fn raft_leader_stop_keeps_cluster_working(c: &Cluster) -> Result<Outcome> 
                 "--image=hello",
                 "-n",
                 "after-leader-stop",
-            ],
-        )?;
+            ][..],
+        ] {
+            eventually(
+                &format!("`tug {}` accepted", args.join(" ")),
+                Duration::from_secs(60),
+                || async {
+                    let out = c.tug(args)?;
+                    let t = text(&out);
+                    Ok(if out.status.success() || t.contains("already exists") {
+                        Ok(())
+                    } else {
+                        Err(t)
+                    })
+                },
+            )
+            .await?;
+            eprintln!(
+                "    `tug {}` accepted {:.1}s after the stop",
+                args.join(" "),
+                stopped.elapsed().as_secs_f64()
+            );
+        }
         eventually(
             "the new Deployment's pod scheduled",
             Duration::from_secs(120),
