@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Starts a local tug cluster on this machine: a control plane (1, 3 or 5 Raft replicas on
-# loopback), the scheduler, the controllers and one node agent that runs the pods as real
-# containers (needs root), then applies the demo workload in manifests/ and shows it
-# answering. State, logs and the admin kubeconfig live in ./.tug/.
+# The front door: creates a local tug cluster on this machine (kind-like, no Docker:
+# each node is a network namespace with its own IP and hostname on one bridge), deploys
+# the seeds' demo workload from manifests/ and shows it answering.
+#
+#   ./scripts/up.sh [--control-planes 1|3|5] [--workers N] [--name NAME]
+#
+# Needs root (the node agents create namespaces, cgroups and mounts). Installs the Debian
+# packages it needs when they are missing. ./scripts/down.sh deletes the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-replicas=1
+name=tug
+control_planes=1
+workers=2
 while [ $# -gt 0 ]; do
   case "$1" in
-    --replicas) replicas=${2:?}; shift 2 ;;
-    *) echo "usage: $0 [--replicas 1|3|5]" >&2; exit 2 ;;
+    --control-planes) control_planes=${2:?}; shift 2 ;;
+    --workers) workers=${2:?}; shift 2 ;;
+    --name) name=${2:?}; shift 2 ;;
+    *) echo "usage: $0 [--control-planes 1|3|5] [--workers N] [--name NAME]" >&2; exit 2 ;;
   esac
 done
-case "$replicas" in 1|3|5) ;; *) echo "--replicas must be 1, 3 or 5" >&2; exit 2 ;; esac
 
 if [ "$(id -u)" != 0 ]; then
-  echo "the node agent creates namespaces, cgroups and mounts: run this as root" >&2
+  echo "the node agents create namespaces, cgroups and mounts: run this as root" >&2
   exit 1
 fi
 missing=()
@@ -29,92 +36,44 @@ if [ ${#missing[@]} -gt 0 ]; then
     libseccomp-dev busybox-static nftables iproute2 util-linux pkg-config >/dev/null
 fi
 
-state="$PWD/.tug"
-if [ -s "$state/pids" ]; then
-  echo "tug is already running (state in $state); run ./scripts/down.sh first" >&2
-  exit 1
-fi
-
-echo "==> building tug-apiserver, tug-scheduler, tug-controllers, tug-agent, tug-image and tug"
+echo "==> building tug (apiserver, scheduler, controllers, agent, shim, image tool, CLI)"
 cargo build -q -p tug-apiserver -p tug-scheduler -p tug-controllers -p tug-agent -p tug-runtime -p tug-image -p tug-ctl
 bin="$PWD/target/debug"
+tug() { "$bin/tug" "$@"; }
 
-mkdir -p "$state"
-peers=""
-for i in $(seq 1 "$replicas"); do peers+="${peers:+,}$i=127.0.0.1:$((2379 + i))"; done
+echo "==> creating cluster $name ($control_planes control plane(s), $workers worker(s))"
+tug cluster create --name "$name" --control-planes "$control_planes" --workers "$workers" >/dev/null
+KUBECONFIG=$(tug cluster kubeconfig --name "$name")
+export KUBECONFIG
 
-kubeconfig="$state/pki/admin.kubeconfig"
-for i in $(seq 1 "$replicas"); do
-  port=$((6442 + i))
-  echo "==> starting tug-apiserver replica $i on https://127.0.0.1:$port"
-  # Replica 1 creates the cluster PKI (CA, serving, peer and admin certificates) once.
-  init=()
-  [ "$i" = 1 ] && init=(--init)
-  "$bin/tug-apiserver" --id "$i" --peers "$peers" --listen "127.0.0.1:$port" \
-    --data-dir "$state/replica-$i" --pki-dir "$state/pki" "${init[@]}" \
-    >"$state/replica-$i.log" 2>&1 &
-  echo $! >>"$state/pids"
-  if [ "$i" = 1 ]; then
-    for _ in $(seq 1 100); do [ -s "$kubeconfig" ] && break; sleep 0.1; done
-  fi
-done
-
-echo "==> waiting for the API"
-tug() { "$bin/tug" --kubeconfig "$kubeconfig" "$@"; }
+echo "==> deploying the seeds' workload from manifests/"
+tug apply -f manifests/greeter-job.yaml -f manifests/static-site-deployment.yaml \
+  -f manifests/web-service.yaml -f manifests/prod-external-service.yaml
+tug rollout status deployment/static-site-deployment --timeout 120s
 for _ in $(seq 1 100); do
-  tug get namespaces >/dev/null 2>&1 && break
+  [ "$(tug get job greeter -o jsonpath='{.status.succeeded}' 2>/dev/null)" = 1 ] && break
   sleep 0.2
 done
-tug get namespaces >/dev/null || { echo "the API did not come up; see $state/replica-*.log" >&2; exit 1; }
 
-for component in scheduler controllers; do
-  echo "==> starting tug-$component"
-  "$bin/tug-$component" --kubeconfig "$kubeconfig" >"$state/$component.log" 2>&1 &
-  echo $! >>"$state/pids"
-done
-
-echo "==> building the demo images (manifests/images/) into $state/images"
-"$bin/tug-image" build-demo --out "$state/images"
-
-node=$(hostname)
-echo "==> starting tug-agent (node $node, pods on 10.244.0.0/24 behind bridge tug0)"
-"$bin/tug-agent" --node-name "$node" --server https://127.0.0.1:6443 --pki-dir "$state/pki" \
-  --root-dir "$state/agent" --node-ip 127.0.0.1 --pod-cidr 10.244.0.0/24 --bridge tug0 \
-  --listen 127.0.0.1:10250 --preload-images "$state/images" >"$state/agent.log" 2>&1 &
-echo $! >>"$state/pids"
-for _ in $(seq 1 100); do
-  tug get nodes 2>/dev/null | grep -q " Ready" && break
-  sleep 0.2
-done
-tug get nodes
-
-echo "==> applying manifests/"
-tug apply -f manifests/
-echo "==> waiting for the demo pods"
-for _ in $(seq 1 150); do
-  [ "$(tug get pods -l app=static-site 2>/dev/null | grep -c ' Running')" -ge 2 ] && break
-  sleep 0.2
-done
 echo
-tug get deployments
-echo
-tug get services
+tug get nodes -o wide
 echo
 tug get pods -o wide
 echo
-ip=$(tug get pods -l app=static-site -o jsonpath='{.items[0].status.podIP}' 2>/dev/null || true)
-if [ -z "$ip" ]; then
-  ip=$(tug get pods -l app=static-site -o json | sed -n 's/.*"podIP": *"\([0-9.]*\)".*/\1/p' | head -1)
-fi
-echo "==> the static site answers on its pod IP $ip:"
-busybox wget -qO- "http://$ip/" || echo "(no answer yet: see $state/agent.log)"
+tug get services
+echo
+echo "==> the greeter Job's log:"
+tug logs job/greeter
+port=$(tug get service web -o jsonpath='{.spec.ports[0].nodePort}')
+for ip in $(tug get nodes -o jsonpath='{.items[*].status.addresses[0].address}'); do
+  echo "==> the web Service answers on node $ip, port $port:"
+  busybox wget -qO- "http://$ip:$port/" | grep '<h1>' || echo "(no answer from $ip:$port)"
+done
 cat <<EOT
 
-tug is running: $replicas apiserver replica(s), the scheduler, the controllers and a node
-agent (logs in $state/*.log).
-Use it with:
-  export KUBECONFIG=$kubeconfig
-  $bin/tug get pods -o wide        # or: kubectl get pods -o wide
-  $bin/tug logs job/greeter
-Stop it with ./scripts/down.sh (stops the pods and removes everything it made).
+The cluster "$name" is running. Use it with:
+  export KUBECONFIG=$KUBECONFIG
+  $bin/tug get pods -o wide         # or: kubectl get pods -o wide
+  $bin/tug exec -it <pod> -- sh     # a shell in a busybox pod
+Delete it with ./scripts/down.sh (or: $bin/tug cluster delete --name $name).
 EOT
