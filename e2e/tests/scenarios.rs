@@ -180,15 +180,30 @@ fn in_netns(netns: &str, cmd: &[&str]) -> Result<Output> {
         .with_context(|| format!("ip netns exec {netns} {}", cmd.join(" ")))
 }
 
-/// `curl` from a node's network namespace; the body on success.
-fn curl_from(netns: &str, url: &str) -> Result<String> {
-    let out = in_netns(netns, &["curl", "-sS", "-m", "3", url])?;
-    ensure!(
-        out.status.success(),
-        "curl {url} from {netns}: {}",
-        text(&out)
-    );
+/// An HTTP GET from the host, or from a node's network namespace; the body on success.
+/// curl when the machine has it, else busybox's wget (CI installs busybox-static).
+fn http_get(netns: Option<&str>, url: &str) -> Result<String> {
+    let curl = Path::new("/usr/bin/curl").exists();
+    let mut cmd: Vec<&str> = Vec::new();
+    if let Some(ns) = netns {
+        cmd.extend(["ip", "netns", "exec", ns]);
+    }
+    if curl {
+        cmd.extend(["curl", "-sS", "-m", "3", url]);
+    } else {
+        cmd.extend(["timeout", "5", "busybox", "wget", "-qO-", url]);
+    }
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .with_context(|| cmd.join(" "))?;
+    ensure!(out.status.success(), "{}: {}", cmd.join(" "), text(&out));
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// A GET from a node's network namespace.
+fn curl_from(netns: &str, url: &str) -> Result<String> {
+    http_get(Some(netns), url)
 }
 
 /// `tug exec POD -- CMD`: (success, stdout+stderr). For busybox's wget use `timeout 5
@@ -383,12 +398,10 @@ async fn nodeport_answers_on_each_node(c: &Cluster) -> Result<Outcome> {
     let mut failures = Vec::new();
     for n in c.nodes() {
         let url = format!("http://{}:{port}/", n.ip);
-        let out = Command::new("curl")
-            .args(["-sS", "-m", "3", &url])
-            .output()?;
-        let body = String::from_utf8_lossy(&out.stdout);
-        if !body.contains("Hello from the static site!") {
-            failures.push(format!("{} ({url}): {}", n.name, text(&out)));
+        match http_get(None, &url) {
+            Ok(body) if body.contains("Hello from the static site!") => {}
+            Ok(body) => failures.push(format!("{} ({url}): {body:?}", n.name)),
+            Err(e) => failures.push(format!("{} ({url}): {e:#}", n.name)),
         }
     }
     if failures.len() == c.nodes().len() {
@@ -427,6 +440,125 @@ async fn headless_and_external_name_resolve(c: &Cluster) -> Result<Outcome> {
     ensure!(
         out.contains("my.database.example.com"),
         "nslookup {ext} should give the CNAME my.database.example.com: {out:?}"
+    );
+    Ok(Outcome::Pass)
+}
+
+/// Sends `n` tagged requests to `url` from the toolbox pod (answers do not matter: the
+/// backends' logs show where they went).
+fn tagged_requests(c: &Cluster, url: &str, tag: &str, n: usize) -> Result<()> {
+    for i in 0..n {
+        let u = format!("{url}{tag}-{i}");
+        exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", &u])?;
+    }
+    Ok(())
+}
+
+fn log_has(c: &Cluster, pod: &str, needle: &str) -> Result<bool> {
+    Ok(tug(c, &["logs", pod])?.contains(needle))
+}
+
+async fn unready_backend_gets_no_traffic(c: &Cluster) -> Result<Outcome> {
+    toolbox_running(c).await?;
+    tug(c, &["apply", "-f", &manifest("readiness-gated.yaml")])?;
+    eventually(
+        "Endpoints gated: gated-ready ready, gated-unready not ready",
+        Duration::from_secs(60),
+        || async {
+            let ep = get_json(c, &["endpoints", "gated"])?;
+            let names = |k: &str| -> Vec<String> {
+                ep["subsets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|ss| ss[k].as_array().cloned().unwrap_or_default())
+                    .map(|a| s(&a, &["targetRef", "name"]).to_string())
+                    .collect()
+            };
+            let ok = names("addresses") == ["gated-ready"]
+                && names("notReadyAddresses") == ["gated-unready"];
+            Ok(if ok { Ok(()) } else { Err(ep.to_string()) })
+        },
+    )
+    .await?;
+    let url = "http://gated.default.svc.cluster.local/";
+    let (ok, out) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", url])?;
+    if !ok {
+        return Ok(Outcome::Skip(format!(
+            "wget {url} from toolbox fails ({out:?}) — service proxy / cluster DNS (issue 6) not wired?"
+        )));
+    }
+    tagged_requests(c, url, "gated", 10)?;
+    ensure!(
+        log_has(c, "gated-ready", "/gated-")?,
+        "the ready backend got none of the requests"
+    );
+    ensure!(
+        !log_has(c, "gated-unready", "/gated-")?,
+        "the unready backend got traffic: {}",
+        tug(c, &["logs", "gated-unready"])?
+    );
+    tug(c, &["delete", "-f", &manifest("readiness-gated.yaml")])?;
+    Ok(Outcome::Pass)
+}
+
+async fn scaled_backends_join_and_leave_the_rotation(c: &Cluster) -> Result<Outcome> {
+    toolbox_running(c).await?;
+    let url = "http://web.default.svc.cluster.local/";
+    let (ok, out) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", url])?;
+    if !ok {
+        return Ok(Outcome::Skip(format!(
+            "wget {url} from toolbox fails ({out:?}) — service proxy / cluster DNS (issue 6) not wired?"
+        )));
+    }
+    let dep = "deployment/static-site-deployment";
+    let before: BTreeSet<String> = pods(c, "app=static-site")?.iter().map(pod_name).collect();
+    tug(c, &["scale", dep, "--replicas", "3"])?;
+    let ps = wait_ready_pods(c, "app=static-site", 3, Duration::from_secs(60)).await?;
+    let ready_at = Instant::now();
+    let new = ps
+        .iter()
+        .map(pod_name)
+        .find(|n| !before.contains(n))
+        .ok_or_else(|| anyhow!("no new pod after scaling to 3"))?;
+    // Requests until the new pod gets one; the time it took is printed, not asserted.
+    let mut i = 0;
+    let joined = eventually(
+        &format!("new backend {new} in the rotation"),
+        Duration::from_secs(30),
+        || {
+            i += 1;
+            let u = format!("{url}join-{i}");
+            let new = new.clone();
+            async move {
+                exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", &u])?;
+                Ok(if log_has(c, &new, "/join-")? {
+                    Ok(ready_at.elapsed())
+                } else {
+                    Err("not yet".to_string())
+                })
+            }
+        },
+    )
+    .await?;
+    eprintln!(
+        "    the new backend got traffic {:.1}s after it was Ready (goal: within 2 s)",
+        joined.as_secs_f64()
+    );
+    // Scale down: the removed pod leaves the rotation (no request fails or hangs).
+    tug(c, &["scale", dep, "--replicas", "2"])?;
+    wait_ready_pods(c, "app=static-site", 2, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut failed = Vec::new();
+    for i in 0..10 {
+        let (ok, out) = exec(c, "toolbox", &["timeout", "5", "wget", "-qO-", url])?;
+        if !ok {
+            failed.push(format!("request {i}: {out}"));
+        }
+    }
+    ensure!(
+        failed.is_empty(),
+        "requests failed 2 s after scaling down to 2: {failed:#?}"
     );
     Ok(Outcome::Pass)
 }
@@ -908,6 +1040,14 @@ async fn run_steps(c: &Cluster, results: &mut Vec<(String, Result<Outcome>, Dura
     step!(
         "6d headless and ExternalName resolve",
         headless_and_external_name_resolve(c)
+    );
+    step!(
+        "6e an unready backend gets no traffic",
+        unready_backend_gets_no_traffic(c)
+    );
+    step!(
+        "6f a scaled-up backend joins the rotation, a scaled-down one leaves it",
+        scaled_backends_join_and_leave_the_rotation(c)
     );
     step!(
         "3 scale 2->5->1, rolling update keeps replicas-maxUnavailable ready, undo",
