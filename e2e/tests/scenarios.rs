@@ -1000,6 +1000,46 @@ async fn raft_leader_stop_keeps_cluster_working(c: &Cluster) -> Result<Outcome> 
     Ok(Outcome::Pass)
 }
 
+/// What of the cluster the host still shows beyond [`tug_e2e::cluster::Footprint::leftovers`]: pod network
+/// namespaces (`tug-<node>_<id>`), nftables tables and routes naming the cluster or its
+/// bridge.
+fn host_leftovers(bridge: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().to_string();
+        if n.contains(NAME) {
+            out.push(format!("network namespace {n}"));
+        }
+    }
+    let lines = |cmd: &[&str]| -> Vec<String> {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for l in lines(&["nft", "list", "tables"]) {
+        if l.contains(NAME) {
+            out.push(format!("nftables {l}"));
+        }
+    }
+    for l in lines(&["ip", "route"]) {
+        if l.split_whitespace().any(|w| w == bridge) {
+            out.push(format!("route {l}"));
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------
 
 async fn run_steps(c: &Cluster, results: &mut Vec<(String, Result<Outcome>, Duration)>) {
@@ -1112,9 +1152,11 @@ fn the_seed_scenarios_pass_on_a_three_plus_two_cluster() {
         }
     });
     let footprint = cluster.footprint();
+    let bridge = cluster.bridge().to_string();
     let t = Instant::now();
     let deleted = cluster.delete();
-    let left = footprint.leftovers();
+    let mut left = footprint.leftovers();
+    left.extend(host_leftovers(&bridge));
     let delete_step: Result<Outcome> = match deleted {
         Err(e) => Err(anyhow!("tug cluster delete: {e}")),
         Ok(()) if !left.is_empty() => Err(anyhow!("left behind: {left:#?}")),
