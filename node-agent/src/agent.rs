@@ -255,74 +255,7 @@ impl Ctx {
     /// Docker-link style variables for the services of the pod's namespace (and the
     /// `kubernetes` service), as Kubernetes injects them when enableServiceLinks.
     pub fn service_env(&self, pod: &Pod) -> Vec<(String, String)> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let links = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.enable_service_links)
-            .unwrap_or(true);
-        let mut out = Vec::new();
-        let mut services: Vec<Arc<Service>> = self
-            .services
-            .list()
-            .into_iter()
-            .filter(|s| {
-                let sns = s.metadata.namespace.as_deref().unwrap_or_default();
-                (links && sns == ns)
-                    || (sns == "default" && s.metadata.name.as_deref() == Some("kubernetes"))
-            })
-            .collect();
-        services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        for s in services {
-            let spec = s.spec.clone().unwrap_or_default();
-            let Some(ip) = spec
-                .cluster_ip
-                .clone()
-                .filter(|ip| !ip.is_empty() && ip != "None")
-            else {
-                continue;
-            };
-            let name = s
-                .metadata
-                .name
-                .clone()
-                .unwrap_or_default()
-                .to_uppercase()
-                .replace('-', "_");
-            let Some(first) = spec.ports.first() else {
-                continue;
-            };
-            out.push((format!("{name}_SERVICE_HOST"), ip.clone()));
-            out.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
-            for p in &spec.ports {
-                if let Some(pname) = p.name.as_deref().filter(|n| !n.is_empty()) {
-                    out.push((
-                        format!(
-                            "{name}_SERVICE_PORT_{}",
-                            pname.to_uppercase().replace('-', "_")
-                        ),
-                        p.port.to_string(),
-                    ));
-                }
-            }
-            let proto = first.protocol.clone().unwrap_or_else(|| "TCP".into());
-            out.push((
-                format!("{name}_PORT"),
-                format!("{}://{ip}:{}", proto.to_lowercase(), first.port),
-            ));
-            for p in &spec.ports {
-                let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-                let prefix = format!("{name}_PORT_{}_{}", p.port, proto.to_uppercase());
-                out.push((
-                    prefix.clone(),
-                    format!("{}://{ip}:{}", proto.to_lowercase(), p.port),
-                ));
-                out.push((format!("{prefix}_PROTO"), proto.to_lowercase()));
-                out.push((format!("{prefix}_PORT"), p.port.to_string()));
-                out.push((format!("{prefix}_ADDR"), ip.clone()));
-            }
-        }
-        out
+        crate::podfiles::service_env(pod, &self.services.list())
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::agent::Options;
 use std::path::Path;
-use tug_proto::core::v1::{Container, Pod};
+use tug_proto::core::v1::{Container, Pod, Service};
 use tug_runtime::{Mount, MountKind};
 
 /// The pod's hostname: `spec.hostname`, else its name (at most 63 characters).
@@ -149,6 +149,80 @@ pub fn pod_resources(pod: &Pod) -> tug_runtime::Resources {
     }
 }
 
+/// Docker-link style variables (`WEB_SERVICE_HOST`, `WEB_SERVICE_PORT`, `WEB_PORT_80_TCP`,
+/// ...) for the services of the pod's namespace that exist when it starts, and always
+/// for `default/kubernetes`, as Kubernetes injects them (all of the namespace's only
+/// while `enableServiceLinks` is true, the default).
+pub fn service_env(pod: &Pod, services: &[std::sync::Arc<Service>]) -> Vec<(String, String)> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut out = Vec::new();
+    let mut services: Vec<&Service> = services
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| {
+            let sns = s.metadata.namespace.as_deref().unwrap_or_default();
+            (links && sns == ns)
+                || (sns == "default" && s.metadata.name.as_deref() == Some("kubernetes"))
+        })
+        .collect();
+    services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for s in services {
+        let spec = s.spec.clone().unwrap_or_default();
+        let Some(ip) = spec
+            .cluster_ip
+            .clone()
+            .filter(|ip| !ip.is_empty() && ip != "None")
+        else {
+            continue;
+        };
+        let name = s
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default()
+            .to_uppercase()
+            .replace('-', "_");
+        let Some(first) = spec.ports.first() else {
+            continue;
+        };
+        out.push((format!("{name}_SERVICE_HOST"), ip.clone()));
+        out.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
+        for p in &spec.ports {
+            if let Some(pname) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!(
+                        "{name}_SERVICE_PORT_{}",
+                        pname.to_uppercase().replace('-', "_")
+                    ),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let proto = first.protocol.clone().unwrap_or_else(|| "TCP".into());
+        out.push((
+            format!("{name}_PORT"),
+            format!("{}://{ip}:{}", proto.to_lowercase(), first.port),
+        ));
+        for p in &spec.ports {
+            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            let prefix = format!("{name}_PORT_{}_{}", p.port, proto.to_uppercase());
+            out.push((
+                prefix.clone(),
+                format!("{}://{ip}:{}", proto.to_lowercase(), p.port),
+            ));
+            out.push((format!("{prefix}_PROTO"), proto.to_lowercase()));
+            out.push((format!("{prefix}_PORT"), p.port.to_string()));
+            out.push((format!("{prefix}_ADDR"), ip.clone()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +256,60 @@ mod tests {
         );
         let r = resolv_conf(&p, &opts(Some("10.96.0.10")));
         assert_eq!(r, "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+    }
+
+    #[test]
+    fn service_links_name_the_namespaces_services_and_kubernetes() {
+        let svc =
+            |ns: &str, name: &str, ip: &str, ports: serde_json::Value| -> std::sync::Arc<Service> {
+                std::sync::Arc::new(
+                    serde_json::from_value(json!({
+                        "metadata": {"name": name, "namespace": ns},
+                        "spec": {"clusterIP": ip, "ports": ports}
+                    }))
+                    .unwrap(),
+                )
+            };
+        let services = vec![
+            svc(
+                "shop",
+                "web-front",
+                "10.96.0.20",
+                json!([{"name": "http", "port": 80}, {"port": 53, "protocol": "UDP"}]),
+            ),
+            svc("shop", "headless", "None", json!([{"port": 80}])),
+            svc("other", "db", "10.96.0.30", json!([{"port": 5432}])),
+            svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                json!([{"name": "https", "port": 443}]),
+            ),
+        ];
+        let p = pod(
+            json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": {"containers": []}}),
+        );
+        let env: std::collections::BTreeMap<String, String> =
+            service_env(&p, &services).into_iter().collect();
+        assert_eq!(env["WEB_FRONT_SERVICE_HOST"], "10.96.0.20");
+        assert_eq!(env["WEB_FRONT_SERVICE_PORT"], "80");
+        assert_eq!(env["WEB_FRONT_SERVICE_PORT_HTTP"], "80");
+        assert_eq!(env["WEB_FRONT_PORT"], "tcp://10.96.0.20:80");
+        assert_eq!(env["WEB_FRONT_PORT_53_UDP_PROTO"], "udp");
+        assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+        assert!(
+            !env.keys()
+                .any(|k| k.starts_with("DB_") || k.starts_with("HEADLESS_")),
+            "{env:?}"
+        );
+        let p = pod(
+            json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": {"containers": [], "enableServiceLinks": false}}),
+        );
+        let env: Vec<String> = service_env(&p, &services)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(env.iter().all(|k| k.starts_with("KUBERNETES_")), "{env:?}");
     }
 
     #[test]
