@@ -926,6 +926,11 @@ async fn raft_leader_stop_keeps_cluster_working(c: &Cluster) -> Result<Outcome> 
                     Ok(if out.status.success() || t.contains("already exists") {
                         Ok(())
                     } else {
+                        eprintln!(
+                            "    retrying `tug {}`: {}",
+                            args.join(" "),
+                            t.replace('\n', " | ")
+                        );
                         Err(t)
                     })
                 },
