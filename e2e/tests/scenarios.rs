@@ -1,7 +1,7 @@
 //! The seed scenarios (issue 5) and the service checks (issue 6) against ONE real local
 //! cluster (`tug cluster create --control-planes 3 --workers 2`, root only; skipped
-//! otherwise), each from a manifest in `manifests/`. One test runs them in order, as
-//! named steps; every step runs even when an earlier one failed, and the summary at the
+//! otherwise), each from a manifest in `manifests/` (the seeds') or
+//! `manifests/scenarios/`. One test runs them in order, as named steps; every step runs even when an earlier one failed, and the summary at the
 //! end says which passed, which were skipped (with why) and which failed. The cluster is
 //! deleted when the test ends, fails, panics or is terminated (SIGTERM from nextest).
 
@@ -318,7 +318,7 @@ async fn static_site_on_two_workers(c: &Cluster) -> Result<Outcome> {
 }
 
 async fn toolbox_running(c: &Cluster) -> Result<Value> {
-    tug(c, &["apply", "-f", &manifest("toolbox.yaml")])?;
+    tug(c, &["apply", "-f", &manifest("scenarios/toolbox.yaml")])?;
     eventually("pod toolbox Running", Duration::from_secs(60), || async {
         let p = get_json(c, &["pod", "toolbox"])?;
         Ok(if pod_phase(&p) == "Running" {
@@ -418,7 +418,14 @@ async fn nodeport_answers_on_each_node(c: &Cluster) -> Result<Outcome> {
 
 async fn headless_and_external_name_resolve(c: &Cluster) -> Result<Outcome> {
     toolbox_running(c).await?;
-    tug(c, &["apply", "-f", &manifest("web-headless-service.yaml")])?;
+    tug(
+        c,
+        &[
+            "apply",
+            "-f",
+            &manifest("scenarios/web-headless-service.yaml"),
+        ],
+    )?;
     tug(c, &["apply", "-f", &manifest("prod-external-service.yaml")])?;
     let ips: BTreeSet<String> = pods(c, "app=static-site")?.iter().map(pod_ip).collect();
     let name = "web-headless.default.svc.cluster.local";
@@ -460,7 +467,10 @@ fn log_has(c: &Cluster, pod: &str, needle: &str) -> Result<bool> {
 
 async fn unready_backend_gets_no_traffic(c: &Cluster) -> Result<Outcome> {
     toolbox_running(c).await?;
-    tug(c, &["apply", "-f", &manifest("readiness-gated.yaml")])?;
+    tug(
+        c,
+        &["apply", "-f", &manifest("scenarios/readiness-gated.yaml")],
+    )?;
     eventually(
         "Endpoints gated: gated-ready ready, gated-unready not ready",
         Duration::from_secs(60),
@@ -498,7 +508,10 @@ async fn unready_backend_gets_no_traffic(c: &Cluster) -> Result<Outcome> {
         "the unready backend got traffic: {}",
         tug(c, &["logs", "gated-unready"])?
     );
-    tug(c, &["delete", "-f", &manifest("readiness-gated.yaml")])?;
+    tug(
+        c,
+        &["delete", "-f", &manifest("scenarios/readiness-gated.yaml")],
+    )?;
     Ok(Outcome::Pass)
 }
 
@@ -653,8 +666,14 @@ async fn scale_roll_and_undo(c: &Cluster) -> Result<Outcome> {
 }
 
 async fn memconsumer_oom_and_fit(c: &Cluster) -> Result<Outcome> {
-    tug(c, &["apply", "-f", &manifest("memconsumer-20mi.yaml")])?;
-    tug(c, &["apply", "-f", &manifest("memconsumer-100mi.yaml")])?;
+    tug(
+        c,
+        &["apply", "-f", &manifest("scenarios/memconsumer-20mi.yaml")],
+    )?;
+    tug(
+        c,
+        &["apply", "-f", &manifest("scenarios/memconsumer-100mi.yaml")],
+    )?;
     eventually(
         "memconsumer-20mi OOMKilled (137) and restarted",
         Duration::from_secs(90),
@@ -693,9 +712,9 @@ async fn memconsumer_oom_and_fit(c: &Cluster) -> Result<Outcome> {
         &[
             "delete",
             "-f",
-            &manifest("memconsumer-20mi.yaml"),
+            &manifest("scenarios/memconsumer-20mi.yaml"),
             "-f",
-            &manifest("memconsumer-100mi.yaml"),
+            &manifest("scenarios/memconsumer-100mi.yaml"),
         ],
     )?;
     Ok(Outcome::Pass)
@@ -716,7 +735,7 @@ fn visit(c: &Cluster, p: &Value) -> Result<Result<u64, String>> {
 }
 
 async fn pageview_keeps_count_across_frontend_restart(c: &Cluster) -> Result<Outcome> {
-    tug(c, &["apply", "-f", &manifest("pageview.yaml")])?;
+    tug(c, &["apply", "-f", &manifest("scenarios/pageview.yaml")])?;
     wait_ready_pods(c, "app=pageview-backend", 1, Duration::from_secs(60)).await?;
     let front = wait_ready_pods(c, "app=pageview", 1, Duration::from_secs(60)).await?;
     let first = &front[0];
@@ -791,10 +810,10 @@ fn inventory(c: &Cluster) -> Result<BTreeSet<String>> {
 async fn bad_input_is_refused_clearly(c: &Cluster) -> Result<Outcome> {
     // (file, what the message must name besides the file)
     let cases = [
-        ("bad/unknown-field.yaml", "replicaz"),
-        ("bad/wrong-type.yaml", "replicas"),
-        ("bad/missing-namespace.yaml", "no-such-namespace"),
-        ("bad/invalid-yaml.yaml", "line"),
+        ("scenarios/bad/unknown-field.yaml", "replicaz"),
+        ("scenarios/bad/wrong-type.yaml", "replicas"),
+        ("scenarios/bad/missing-namespace.yaml", "no-such-namespace"),
+        ("scenarios/bad/invalid-yaml.yaml", "line"),
     ];
     let before = inventory(c)?;
     let mut problems = Vec::new();
@@ -830,7 +849,14 @@ async fn bad_input_is_refused_clearly(c: &Cluster) -> Result<Outcome> {
 }
 
 async fn stopped_worker_pods_move(c: &Cluster) -> Result<Outcome> {
-    tug(c, &["apply", "-f", &manifest("failover-deployment.yaml")])?;
+    tug(
+        c,
+        &[
+            "apply",
+            "-f",
+            &manifest("scenarios/failover-deployment.yaml"),
+        ],
+    )?;
     let ps = wait_ready_pods(c, "app=failover", 2, Duration::from_secs(60)).await?;
     let victim = pod_node(&ps[0]);
     let survivor = c
@@ -868,7 +894,14 @@ async fn stopped_worker_pods_move(c: &Cluster) -> Result<Outcome> {
     c.wait_node_ready(&victim, true, Duration::from_secs(60))
         .await?;
     result?;
-    tug(c, &["delete", "-f", &manifest("failover-deployment.yaml")])?;
+    tug(
+        c,
+        &[
+            "delete",
+            "-f",
+            &manifest("scenarios/failover-deployment.yaml"),
+        ],
+    )?;
     Ok(Outcome::Pass)
 }
 
