@@ -206,10 +206,24 @@ async fn with_three_control_planes_the_api_keeps_answering_when_one_control_plan
     }))
     .unwrap();
     let client = cluster.client().unwrap();
-    Api::<tug_proto::core::v1::Namespace>::all(client.clone())
-        .create(&ns)
-        .await
-        .expect("a write with one control plane down");
+    let namespaces = Api::<tug_proto::core::v1::Namespace>::all(client.clone());
+    // While the remaining replicas elect a leader a write may time out (504: "may or may
+    // not have been applied", as with etcd): retry, and accept AlreadyExists.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match namespaces.create(&ns).await {
+            Ok(_) => break,
+            Err(e) if e.is_already_exists() => break,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "a write with one control plane down: {e}"
+                );
+                eprintln!("write failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
     let out = cluster.tug(&["get", "nodes"]).unwrap();
     assert!(out.status.success(), "{out:?}");
     cluster.start_node(&first).unwrap();
