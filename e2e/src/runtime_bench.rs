@@ -19,15 +19,30 @@ struct CgroupGuard(String);
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
         let _ = remove_pod_cgroup(&self.0);
-        // The shared "tug-bench" parent goes only if no other run uses it.
+        // runc also makes this run's cgroup in the named (systemd) and unified
+        // hierarchies: rmdir it there too, deepest first; then the shared "tug-bench"
+        // parent, which goes only if no other run uses it.
         for entry in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
         {
+            rmdir_tree(&entry.path().join(&self.0));
             let _ = std::fs::remove_dir(entry.path().join("tug-bench"));
         }
     }
+}
+
+/// Removes an (empty of processes) cgroup tree, children first; rmdir only.
+fn rmdir_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// A busybox rootfs with just what `true` needs.
