@@ -9,11 +9,13 @@
 //! - `ports`: loopback port picking.
 //! - `sched_bench`: the scheduler throughput benchmark (simulated nodes, real scheduler).
 //! - `runtime_bench`: container run+wait+remove through tug's shim vs runc.
+//! - `bench_node`: a one-node cluster (replica + agent processes) for benchmarks.
 //! - `podstartup`: Pod create -> Running latency on a one-node cluster (agent process).
 //! - `service_bench`: a pod's requests/s to a ClusterIP Service vs straight to a pod IP.
 //!
 //! Scenario tests live in `tests/`; benchmark programs in `src/bin/`.
 
+pub mod bench_node;
 pub mod cluster;
 pub mod etcd;
 pub mod load;

@@ -4,57 +4,25 @@
 //! watch event that shows it Running. Prints p50/p99 and the agent's RSS with all pods
 //! running (plus the shims' total), then removes everything it made.
 
-use crate::tugcp::{rss_kib, ControlPlane};
+use crate::bench_node::{BenchNode, NodeSpec};
+use crate::tugcp::rss_kib;
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tug_client::{Api, DeleteParams};
-use tug_proto::core::v1::{Node, Pod};
+use tug_proto::core::v1::Pod;
 
 /// The hidden subcommand of the benchmark binary that runs `tug_agent::cli::main`.
-pub const AGENT_SUBCOMMAND: &str = "agent";
+pub const AGENT_SUBCOMMAND: &str = crate::bench_node::AGENT_SUBCOMMAND;
 
-struct AgentProcess {
-    child: Child,
-    args: Vec<String>,
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent_args(exe: &Path, cp: &ControlPlane, root: &Path, images: &Path) -> Vec<String> {
-    let pki = cp.dir().join("pki");
-    vec![
-        exe.to_string_lossy().to_string(),
-        AGENT_SUBCOMMAND.into(),
-        "--server".into(),
-        cp.urls()[0].clone(),
-        "--pki-dir".into(),
-        pki.to_string_lossy().to_string(),
-        "--root-dir".into(),
-        root.to_string_lossy().to_string(),
-        "--node-name".into(),
-        "bench-node".into(),
-        "--node-ip".into(),
-        "127.0.0.1".into(),
-        "--pod-cidr".into(),
-        "10.252.0.0/24".into(),
-        "--bridge".into(),
-        "tugbench0".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--preload-images".into(),
-        images.to_string_lossy().to_string(),
-    ]
-}
+const NODE: NodeSpec<'static> = NodeSpec {
+    name: "bench-node",
+    pod_cidr: "10.252.0.0/24",
+    bridge: "tugbench0",
+};
 
 /// Which shim the agent uses: a `tug-shim` next to this binary (build it with `cargo
 /// build --release -p tug-runtime --bin tug-shim`), else this binary's `shim` subcommand.
@@ -73,7 +41,7 @@ fn pod(name: &str) -> Pod {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "default", "labels": {"bench": "podstartup"}},
         "spec": {
-            "nodeName": "bench-node",
+            "nodeName": NODE.name,
             "terminationGracePeriodSeconds": 1,
             "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Never",
                             "command": ["sleep", "3600"]}]
@@ -108,94 +76,15 @@ fn shims_rss_kib(root: &Path) -> u64 {
 }
 
 pub async fn run(exe: &Path, pods: usize) -> Result<()> {
-    let cp = ControlPlane::start(exe, 1)
-        .await
-        .context("starting the control plane")?;
-    let work = tempfile::Builder::new()
-        .prefix("tug-podstartup-")
-        .tempdir()?;
-    let images: PathBuf = work.path().join("images");
-    tug_image::demo::build_demo(&tug_image::demo::DemoOptions::new(&images))
-        .context("building the demo images")?;
-    let root = work.path().join("agent");
-    let args = agent_args(exe, &cp, &root, &images);
-    let log = std::fs::File::create(work.path().join("agent.log"))?;
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the agent")?;
-    let mut agent = AgentProcess { child, args };
-    let result = measure(&cp, &mut agent, pods, &root, work.path()).await;
-    // Clean up whatever happened: delete the pods, stop the agent, remove what it made.
-    let client = cp.client(0)?;
-    let api: Api<Pod> = Api::namespaced(client, "default");
-    let _ = api
-        .delete_collection(
-            &Default::default(),
-            &DeleteParams {
-                grace_period_seconds: Some(1),
-                ..Default::default()
-            },
-        )
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        match api.list(&Default::default()).await {
-            Ok(l) if l.items.is_empty() => break,
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let mut cleanup_args = agent.args.clone();
-    drop(agent);
-    cleanup_args.push("--cleanup".into());
-    let status = Command::new(&cleanup_args[0])
-        .args(&cleanup_args[1..])
-        .status();
-    if !status.map(|s| s.success()).unwrap_or(false) {
-        eprintln!(
-            "warning: the agent's --cleanup failed; see {}",
-            work.path().display()
-        );
-    }
-    cp.stop().await;
+    let node = BenchNode::start(exe, NODE).await?;
+    let result = measure(&node, pods).await;
+    node.stop().await;
     result
 }
 
-async fn measure(
-    cp: &ControlPlane,
-    agent: &mut AgentProcess,
-    pods: usize,
-    root: &Path,
-    work: &Path,
-) -> Result<()> {
-    let client = cp.client(0)?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    let start = Instant::now();
-    loop {
-        if let Some(status) = agent.child.try_wait()? {
-            let log = std::fs::read_to_string(work.join("agent.log")).unwrap_or_default();
-            bail!("the agent exited ({status}):\n{log}");
-        }
-        if let Ok(Some(n)) = nodes.get_opt("bench-node").await {
-            let ready = n.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            });
-            if ready {
-                break;
-            }
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("the node did not become Ready in 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("node ready after {:.2}s", start.elapsed().as_secs_f64());
-    let beside = agent_shim(&agent.args);
-    println!("shim: {beside}");
+async fn measure(node: &BenchNode, pods: usize) -> Result<()> {
+    let client = node.client.clone();
+    println!("shim: {}", agent_shim(node.agent_args()));
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Warm-up: the first pod pays for unpacking the image's layer.
     api.create(&pod("warmup")).await?;
@@ -252,8 +141,8 @@ async fn measure(
         }
     }
     latencies.sort();
-    let rss = rss_kib(agent.child.id()).unwrap_or(0);
-    let shims = shims_rss_kib(root);
+    let rss = rss_kib(node.agent_pid()).unwrap_or(0);
+    let shims = shims_rss_kib(&node.root);
     println!(
         "pods={pods} min_ms={:.0} max_ms={:.0}",
         latencies[0].as_secs_f64() * 1000.0,

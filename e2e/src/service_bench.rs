@@ -1,77 +1,32 @@
 //! `bench service`: requests/s and p99 from inside a pod to a ClusterIP Service with 3
 //! backends, against the same load sent straight to one backend's pod IP: the cost of
 //! the proxy's nftables DNAT path. One node (a control-plane replica process and a
-//! `tug-agent` process, both this binary re-executed), the Service proxy started in this
-//! process on the agent's network namespace (the host's), 3 `hello` pods and a busybox
+//! `tug-agent` process, both this binary re-executed; the agent's own Service proxy
+//! programs the rules in the host's network namespace), 3 `hello` pods and a busybox
 //! client pod. The load generator is this binary again (`service-load`), run with
 //! `nsenter --net=<client pod netns>`: closed loop, several connections, a NEW TCP
 //! connection per request (`Connection: close`), so every request goes through conntrack
 //! and, for the ClusterIP, the DNAT rules.
 //! Last line: `service: direct_rps=<x> clusterip_rps=<y> ratio=<y/x>`.
 
-use crate::tugcp::ControlPlane;
+use crate::bench_node::{BenchNode, NodeSpec};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tug_agent::proxy::Proxy;
-use tug_client::{Api, DeleteParams};
-use tug_proto::core::v1::{Endpoints, Node, Pod, Service};
+use tug_client::Api;
+use tug_proto::core::v1::{Endpoints, Pod, Service};
 
 /// The hidden subcommand running the load generator (handled before clap).
 pub const LOAD_SUBCOMMAND: &str = "service-load";
-/// The node agent subcommand (shared with `podstartup`).
-const AGENT_SUBCOMMAND: &str = crate::podstartup::AGENT_SUBCOMMAND;
-const NODE: &str = "svc-bench";
-
-struct AgentProcess {
-    child: Child,
-    args: Vec<String>,
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent_args(exe: &Path, cp: &ControlPlane, root: &Path, images: &Path) -> Vec<String> {
-    let pki = cp.dir().join("pki");
-    [
-        exe.to_string_lossy().as_ref(),
-        AGENT_SUBCOMMAND,
-        "--server",
-        &cp.urls()[0],
-        "--pki-dir",
-        &pki.to_string_lossy(),
-        "--root-dir",
-        &root.to_string_lossy(),
-        "--node-name",
-        NODE,
-        "--node-ip",
-        "127.0.0.1",
-        "--pod-cidr",
-        "10.253.0.0/24",
-        "--bridge",
-        "tugsvcb0",
-        "--listen",
-        "127.0.0.1:0",
-        // The preloaded images must stay whatever the disk usage.
-        "--image-gc-high-threshold",
-        "100",
-        "--image-gc-low-threshold",
-        "100",
-        "--preload-images",
-        &images.to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
+const NODE: NodeSpec<'static> = NodeSpec {
+    name: "svc-bench",
+    pod_cidr: "10.253.0.0/24",
+    bridge: "tugsvcb0",
+};
 
 fn pod(name: &str, image: &str, command: Option<&[&str]>) -> Pod {
     let mut c = json!({"name": "c", "image": image, "imagePullPolicy": "Never"});
@@ -81,7 +36,7 @@ fn pod(name: &str, image: &str, command: Option<&[&str]>) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "default", "labels": {"bench": "service"}},
-        "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "containers": [c]}
+        "spec": {"nodeName": NODE.name, "terminationGracePeriodSeconds": 1, "containers": [c]}
     }))
     .expect("a valid pod")
 }
@@ -112,70 +67,32 @@ fn parse_load(out: &str) -> Option<LoadResult> {
 }
 
 pub async fn run(exe: &Path, secs: u64, conns: usize) -> Result<()> {
-    let cp = ControlPlane::start(exe, 1)
-        .await
-        .context("starting the control plane")?;
-    let work = tempfile::Builder::new().prefix("tug-svcbench-").tempdir()?;
-    let images: PathBuf = work.path().join("images");
-    tug_image::demo::build_demo(&tug_image::demo::DemoOptions::new(&images))
-        .context("building the demo images")?;
-    let root = work.path().join("agent");
-    let args = agent_args(exe, &cp, &root, &images);
-    let log = std::fs::File::create(work.path().join("agent.log"))?;
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the agent")?;
-    let mut agent = AgentProcess { child, args };
-    let client = cp.client(0)?;
-    let proxy = Proxy::start(client.clone(), NODE).context("starting the service proxy")?;
-    let result = measure(exe, &client, &mut agent, &proxy, work.path(), secs, conns).await;
-    // Clean up whatever happened.
-    drop(proxy);
-    if let Err(e) = Proxy::cleanup(NODE) {
-        eprintln!("warning: removing the proxy's rules: {e}");
-    }
-    let api: Api<Pod> = Api::namespaced(client, "default");
-    let _ = api
-        .delete_collection(
-            &Default::default(),
-            &DeleteParams {
-                grace_period_seconds: Some(1),
-                ..Default::default()
-            },
-        )
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        match api.list(&Default::default()).await {
-            Ok(l) if l.items.is_empty() => break,
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let mut cleanup_args = agent.args.clone();
-    drop(agent);
-    cleanup_args.push("--cleanup".into());
-    // Its log goes to the agent's log: the result must stay the last line printed.
-    let cleanup_log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(work.path().join("agent.log"))
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null());
-    let status = Command::new(&cleanup_args[0])
-        .args(&cleanup_args[1..])
-        .stdout(Stdio::null())
-        .stderr(cleanup_log)
-        .status();
-    if !status.map(|s| s.success()).unwrap_or(false) {
-        eprintln!(
-            "warning: the agent's --cleanup failed; see {}",
-            work.path().display()
-        );
-    }
-    cp.stop().await;
+    let node = BenchNode::start(exe, NODE).await?;
+    let result = measure(exe, &node.client, secs, conns).await;
+    node.stop().await;
     result
+}
+
+/// Waits until the agent's proxy has programmed `endpoints` backends for the `web`
+/// Service's port (counted in its service chain in the node's nftables table).
+async fn wait_programmed(endpoints: usize) -> Result<()> {
+    let table = tug_agent::proxy::table_name(NODE.name);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listing = Command::new("nft")
+            .args(["list", "chain", "ip", &table, "svc-default/web/tcp/http"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let programmed = listing.matches("goto ep-default/web/tcp/http/").count();
+        if programmed == endpoints {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the agent's proxy did not program {endpoints} endpoint(s) for web: {listing}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_pod(api: &Api<Pod>, name: &str) -> Result<Pod> {
@@ -198,37 +115,7 @@ async fn wait_pod(api: &Api<Pod>, name: &str) -> Result<Pod> {
     }
 }
 
-async fn measure(
-    exe: &Path,
-    client: &tug_client::Client,
-    agent: &mut AgentProcess,
-    proxy: &Proxy,
-    work: &Path,
-    secs: u64,
-    conns: usize,
-) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let start = Instant::now();
-    loop {
-        if let Some(status) = agent.child.try_wait()? {
-            let log = std::fs::read_to_string(work.join("agent.log")).unwrap_or_default();
-            bail!("the agent exited ({status}):\n{log}");
-        }
-        if let Ok(Some(n)) = nodes.get_opt(NODE).await {
-            let ready = n.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            });
-            if ready {
-                break;
-            }
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("the node did not become Ready in 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn measure(exe: &Path, client: &tug_client::Client, secs: u64, conns: usize) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let backends = ["web-0", "web-1", "web-2"];
     for b in backends {
@@ -244,7 +131,7 @@ async fn measure(
     let load = wait_pod(&pods, "load").await?;
     let uid = load.metadata.uid.clone().unwrap_or_default();
     // tug-net's pod namespace name (tug_net::names::netns_name).
-    let netns = format!("/run/netns/tug-{NODE}_{uid}");
+    let netns = format!("/run/netns/tug-{}_{uid}", NODE.name);
 
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": "default"},
@@ -266,18 +153,7 @@ async fn measure(
     Api::<Endpoints>::namespaced(client.clone(), "default")
         .create(&ep)
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !proxy
-        .state()
-        .rules
-        .iter()
-        .any(|r| r.name == "web" && r.endpoints.len() == 3)
-    {
-        if Instant::now() > deadline {
-            bail!("the proxy did not program the service: {:?}", proxy.state());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_programmed(3).await?;
     println!("node ready, 3 backends {ips:?} behind {cluster_ip}:80, load from pod netns {netns}");
     let direct = format!("{}:8080", ips[0]);
     let vip = format!("{cluster_ip}:80");
@@ -311,18 +187,7 @@ async fn measure(
     Api::<Endpoints>::namespaced(client.clone(), "default")
         .replace("web", &one)
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !proxy
-        .state()
-        .rules
-        .iter()
-        .any(|r| r.name == "web" && r.endpoints.len() == 1)
-    {
-        if Instant::now() > deadline {
-            bail!("the proxy did not apply the 1-endpoint change");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_programmed(1).await?;
     run_load("clusterip_1_backend", &vip)?;
     let (d, c) = (results[0], results[1]);
     println!(
