@@ -451,9 +451,6 @@ impl Agent {
             shutdown,
         })
     }
-
-    /// Stops the agent's own tasks; containers keep running.
-    pub fn stop(self) {}
 }
 
 async fn heartbeat(ctx: Arc<Ctx>, host: Host) {

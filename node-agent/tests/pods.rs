@@ -3,7 +3,9 @@
 
 mod harness;
 
-use harness::{container_status, has_phase, http_get, is_ready, is_running, terminated, TestNode};
+use harness::{
+    container_status, has_phase, http_get_retrying, is_ready, is_running, terminated, TestNode,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -56,16 +58,7 @@ async fn the_hello_pod_answers_on_its_pod_ip_and_its_log_holds_the_request() {
         "{ip} in {}",
         node.pod_cidr
     );
-    let mut body = String::new();
-    for _ in 0..50 {
-        match http_get(&format!("{ip}:8080")).await {
-            Ok(b) => {
-                body = b;
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let body = http_get_retrying(&format!("{ip}:8080")).await;
     assert!(body.contains("Hello Kubernetes Beginners!"), "{body}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !read_log(&node, "hello", "hello").contains("GET /") {
@@ -518,16 +511,7 @@ async fn pull_errors_back_off_config_maps_are_projected_and_updated_and_host_por
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     node.wait_pod("exposed", "Running", is_running).await;
-    let mut body = String::new();
-    for _ in 0..50 {
-        match http_get(&format!("127.0.0.1:{host_port}")).await {
-            Ok(b) => {
-                body = b;
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let body = http_get_retrying(&format!("127.0.0.1:{host_port}")).await;
     assert!(body.contains("Hello Kubernetes Beginners!"), "{body}");
     let reason = |p: &tug_proto::core::v1::Pod| {
         container_status(p, "c")

@@ -7,7 +7,6 @@
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tug_agent::agent::{Agent, Config, Options};
 use tug_agent::node::NodeInfo;
@@ -345,6 +344,20 @@ pub async fn http_get(addr: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// [`http_get`] until it answers (a server in a just-started container may not listen
+/// yet), for about 5 s; the body, or the last error.
+pub async fn http_get_retrying(addr: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match http_get(addr).await {
+            Ok(body) => return body,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
 pub fn container_status<'a>(
     pod: &'a Pod,
     name: &str,
@@ -379,5 +392,3 @@ pub fn is_ready(pod: &Pod) -> bool {
             .any(|c| c.type_ == "Ready" && c.status == "True")
     })
 }
-
-pub type Shared<T> = Arc<T>;
